@@ -1,0 +1,76 @@
+//! The contract between the measurement engine and an inference engine. A new engine is one file implementing
+//! [`Backend`] (load a model) and [`LoadedModel`] (tokenize, generate while marking a [`TraceRecorder`]).
+//! Backends know nothing of statistics, reports or baselines; the engine knows nothing of any backend.
+use std::path::Path;
+
+use anyhow::Result;
+
+use crate::metrics::TraceRecorder;
+use crate::schema::{EngineInfo, FlashAttn, Sampling, Settings};
+
+/// Everything a backend needs to load a model and its context. Engines ignore what does not apply to them
+/// (and say so in their docs), but the results always record the values that were asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadOptions {
+    pub threads: usize,
+    /// Logical batch: the most prompt tokens submitted in one decode call (llama.cpp `-b`).
+    pub batch: u32,
+    /// Physical micro-batch (llama.cpp `-ub`).
+    pub ubatch: u32,
+    /// Layers offloaded to the GPU; 0 = CPU only. Ignored where there is no GPU backend.
+    pub n_gpu_layers: i32,
+    pub ctx_size: u32,
+    pub flash_attn: FlashAttn,
+    pub mmap: bool,
+}
+
+impl LoadOptions {
+    pub fn settings(&self, sampling: Sampling) -> Settings {
+        Settings {
+            threads: self.threads,
+            batch: self.batch,
+            ubatch: self.ubatch,
+            n_gpu_layers: self.n_gpu_layers,
+            ctx_size: self.ctx_size,
+            flash_attn: self.flash_attn,
+            mmap: self.mmap,
+            sampling,
+        }
+    }
+}
+
+/// What a backend learned about a model while loading it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ModelDetails {
+    pub n_params: Option<u64>,
+    pub n_ctx_train: Option<u32>,
+    pub n_vocab: Option<u32>,
+}
+
+pub struct GenerationRequest<'a> {
+    pub prompt: &'a str,
+    /// Exactly this many tokens are generated: end-of-sequence is suppressed.
+    pub gen_tokens: usize,
+    pub sampling: Sampling,
+}
+
+pub trait Backend {
+    /// Name used on the command line and in benchmark ids, e.g. `llama.cpp`.
+    fn name(&self) -> &'static str;
+    fn engine_info(&self) -> EngineInfo;
+    /// Loads a model ready to generate. The engine times this call as the model's load time.
+    fn load(&self, model: &Path, options: &LoadOptions) -> Result<Box<dyn LoadedModel>>;
+}
+
+pub trait LoadedModel {
+    fn details(&self) -> ModelDetails;
+    /// Context size actually in effect (prompt + generated tokens must fit in it).
+    fn context_size(&self) -> usize;
+    /// Tokenizes as `generate` will, including any BOS token the model adds.
+    fn tokenize(&self, text: &str) -> Result<Vec<u32>>;
+    fn detokenize(&self, tokens: &[u32]) -> Result<String>;
+    /// Generates `request.gen_tokens` tokens from an empty cache, marking `trace` as it goes: `tokenized` after
+    /// tokenizing `request.prompt`, `prefill_done` once the prompt's logits are ready, `token` after each sample.
+    /// Must fail (not truncate) when prompt + generation do not fit the context.
+    fn generate(&mut self, request: &GenerationRequest<'_>, trace: &mut TraceRecorder) -> Result<()>;
+}

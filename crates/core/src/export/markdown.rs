@@ -1,0 +1,57 @@
+//! The terminal table: a GitHub-flavoured markdown table, one row per benchmark.
+use std::fmt::Write;
+
+use super::mean_with_ci;
+use crate::metrics::{format_bytes, format_value, Metric, Unit};
+use crate::schema::RunResults;
+
+pub fn table(results: &RunResults) -> String {
+    let mut out = String::new();
+    let header = [
+        "model",
+        "quant",
+        "backend",
+        "threads",
+        "prompt",
+        "pp",
+        "tg",
+        "TTFT",
+        "prefill t/s",
+        "decode t/s",
+        "ITL p50 / p90 / p99",
+        "load",
+        "peak RAM Δ",
+    ];
+    let _ = writeln!(out, "| {} |", header.join(" | "));
+    let _ =
+        writeln!(out, "|{}", header.iter().map(|h| if h.len() <= 7 { "---:|" } else { "---|" }).collect::<String>());
+    for b in &results.benchmarks {
+        let itl = [Metric::ItlP50S, Metric::ItlP90S, Metric::ItlP99S]
+            .iter()
+            .map(|m| b.summary.get(m).map_or("-".into(), |s| format_value(Unit::Seconds, s.median)))
+            .collect::<Vec<_>>()
+            .join(" / ");
+        let row = [
+            escape(&b.model.name),
+            escape(&b.model.quantization),
+            escape(&b.engine.backend),
+            b.settings.threads.to_string(),
+            escape(&b.prompt.name),
+            b.prompt.prompt_tokens.to_string(),
+            b.prompt.gen_tokens.to_string(),
+            mean_with_ci(b, Metric::TtftS),
+            mean_with_ci(b, Metric::PrefillTps),
+            mean_with_ci(b, Metric::DecodeTps),
+            itl,
+            format_value(Unit::Seconds, b.load.load_s),
+            b.summary.get(&Metric::PeakRssDeltaBytes).map_or("-".into(), |s| format_bytes(s.max)),
+        ];
+        let _ = writeln!(out, "| {} |", row.join(" | "));
+    }
+    out
+}
+
+/// Model names and prompts are user text: keep a `|` from breaking the table.
+fn escape(s: &str) -> String {
+    s.replace('|', "\\|")
+}

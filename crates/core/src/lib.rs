@@ -1,0 +1,22 @@
+//! tokbench's light half: everything that needs no C/C++ to build.
+//!
+//! - [`schema`]: the results record every other part reads and writes (versioned, written atomically).
+//! - [`metrics`]: what TTFT, prefill/decode tok/s, ITL and RAM *mean*: computed from a timestamped trace.
+//! - [`engine`]: the measurement loop (warmup, timed runs, RAM probe) over any [`backend::Backend`].
+//! - [`stats`]: summary statistics and bootstrap confidence intervals.
+//! - [`memory`]: RSS and peak-RSS probes, one file per OS.
+//! - [`gguf`]: a GGUF header reader, to name a model's quantization and to reject bad files with a clear error.
+//! - [`digest`]: SHA-256 of model files.
+//! - [`machine`], [`prompts`], [`config`], [`export`]: machine fingerprint, prompt sets, config, table/CSV printers.
+pub mod backend;
+pub mod config;
+pub mod digest;
+pub mod engine;
+pub mod export;
+pub mod gguf;
+pub mod machine;
+pub mod memory;
+pub mod metrics;
+pub mod prompts;
+pub mod schema;
+pub mod stats;

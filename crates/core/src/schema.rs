@@ -1,0 +1,256 @@
+//! The results record: the one thing every part of tokbench shares. One JSON file per `tokbench run`.
+//!
+//! Bump [`SCHEMA_VERSION`] on any change that an older reader would misread; readers refuse other versions with a
+//! clear error instead of guessing.
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::machine::Machine;
+use crate::memory::PeakMethod;
+use crate::metrics::Metric;
+use crate::stats::Summary;
+
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunResults {
+    pub schema_version: u32,
+    pub tokbench_version: String,
+    /// RFC 3339, UTC.
+    pub created_at: String,
+    /// The project's own commit when the run was made (None outside a git checkout).
+    pub git: Option<GitStamp>,
+    pub machine: Machine,
+    pub benchmarks: Vec<BenchmarkResult>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GitStamp {
+    pub commit: String,
+    pub branch: Option<String>,
+    /// Uncommitted changes to tracked files.
+    pub dirty: bool,
+}
+
+/// One backend × model × settings × prompt: raw samples and their summaries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchmarkResult {
+    /// Stable id, `backend/model/quantization/prompt/tN`; also the criterion benchmark id.
+    pub id: String,
+    pub engine: EngineInfo,
+    pub model: ModelInfo,
+    pub settings: Settings,
+    pub prompt: PromptInfo,
+    pub load: LoadMeasurement,
+    pub warmup_runs: usize,
+    /// Timed runs, in the order they ran. Warmup runs are not kept.
+    pub runs: Vec<RunSample>,
+    pub summary: BTreeMap<Metric, Summary>,
+    /// Human-readable warnings about this benchmark's numbers (high variation, outliers, ...).
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineInfo {
+    /// Backend name as selected on the command line, e.g. `llama.cpp`.
+    pub backend: String,
+    /// Engine version, e.g. `llama-cpp-sys-2 0.1.161 (ggml 0.26.0)`.
+    pub version: String,
+    /// The engine's own account of how it was built, e.g. llama.cpp's system-info line (AVX2 = 1 | FMA = 1 ...).
+    pub build_info: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelInfo {
+    /// Short name: the config's model name, or the file stem.
+    pub name: String,
+    pub file_name: String,
+    pub size_bytes: u64,
+    pub sha256: String,
+    /// e.g. `Q4_1`, from the GGUF header; `unknown` when the file does not say.
+    pub quantization: String,
+    pub architecture: Option<String>,
+    pub n_params: Option<u64>,
+    /// Where a derived file came from (e.g. a quantization made from a dequantized base); None for originals.
+    pub derived_from: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    pub threads: usize,
+    pub batch: u32,
+    pub ubatch: u32,
+    pub n_gpu_layers: i32,
+    pub ctx_size: u32,
+    pub flash_attn: FlashAttn,
+    pub mmap: bool,
+    pub sampling: Sampling,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FlashAttn {
+    Auto,
+    On,
+    Off,
+}
+
+impl std::str::FromStr for FlashAttn {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "auto" => Ok(FlashAttn::Auto),
+            "on" | "1" | "true" => Ok(FlashAttn::On),
+            "off" | "0" | "false" => Ok(FlashAttn::Off),
+            other => bail!("flash attention must be on, off or auto, not {other:?}"),
+        }
+    }
+}
+
+/// Greedy when `temperature` is 0. End-of-sequence tokens are always suppressed so every run does equal work.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Sampling {
+    pub temperature: f32,
+    pub top_p: f32,
+    pub seed: u32,
+}
+
+impl Sampling {
+    pub const GREEDY: Sampling = Sampling { temperature: 0.0, top_p: 1.0, seed: 42 };
+    pub fn is_greedy(&self) -> bool {
+        self.temperature <= 0.0
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PromptInfo {
+    /// `short`, `medium`, `long`, a config-defined name, or `p512-n128` for an exact-length prompt.
+    pub name: String,
+    pub prompt_tokens: usize,
+    pub gen_tokens: usize,
+    pub text_sha256: String,
+}
+
+/// Measured once per loaded model: from opening the file to a context ready to decode.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoadMeasurement {
+    pub load_s: f64,
+    pub rss_before_bytes: u64,
+    pub rss_after_bytes: u64,
+}
+
+/// One timed run. Raw enough that any summary can be recomputed and any regression re-judged.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSample {
+    pub ttft_s: f64,
+    pub tokenize_s: f64,
+    pub prefill_s: f64,
+    pub prefill_tps: f64,
+    pub decode_tps: Option<f64>,
+    pub e2e_s: f64,
+    pub itl_p50_s: Option<f64>,
+    pub itl_p90_s: Option<f64>,
+    pub itl_p99_s: Option<f64>,
+    pub prompt_tokens: usize,
+    pub generated_tokens: usize,
+    pub rss_start_bytes: u64,
+    pub rss_peak_bytes: u64,
+    pub peak_rss_delta_bytes: u64,
+    pub peak_method: PeakMethod,
+    /// When each token was sampled, seconds from the start of the request.
+    pub token_times_s: Vec<f64>,
+    pub tokens: Vec<u32>,
+}
+
+impl RunSample {
+    pub fn value(&self, metric: Metric) -> Option<f64> {
+        match metric {
+            Metric::TtftS => Some(self.ttft_s),
+            Metric::PrefillTps => Some(self.prefill_tps),
+            Metric::DecodeTps => self.decode_tps,
+            Metric::E2eS => Some(self.e2e_s),
+            Metric::ItlP50S => self.itl_p50_s,
+            Metric::ItlP90S => self.itl_p90_s,
+            Metric::ItlP99S => self.itl_p99_s,
+            Metric::PeakRssDeltaBytes => Some(self.peak_rss_delta_bytes as f64),
+        }
+    }
+}
+
+impl RunResults {
+    pub fn read(path: &Path) -> Result<RunResults> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("cannot read results file {}", path.display()))?;
+        let probe: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("{} is not valid JSON: is it a tokbench results file?", path.display()))?;
+        match probe.get("schema_version").and_then(|v| v.as_u64()) {
+            Some(v) if v == SCHEMA_VERSION as u64 => {}
+            Some(v) => bail!(
+                "{} has results schema version {v}, this tokbench reads version {SCHEMA_VERSION}: re-run the benchmark with this version",
+                path.display()
+            ),
+            None => bail!("{} has no schema_version: it is not a tokbench results file", path.display()),
+        }
+        serde_json::from_value(probe).with_context(|| format!("{} does not match the results schema", path.display()))
+    }
+
+    pub fn write(&self, path: &Path) -> Result<()> {
+        write_json_atomic(path, self)
+    }
+}
+
+/// Writes JSON atomically (see [`write_atomic`]).
+pub fn write_json_atomic<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(value)?;
+    bytes.push(b'\n');
+    write_atomic(path, &bytes)
+}
+
+/// Writes to a temporary file beside `path`, syncs it, then renames it over `path`: a reader sees the old file or
+/// the new one, never half of one, and a crash leaves the old file intact.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create directory {}", dir.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_whole_file_and_leaves_no_temporaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/out.json");
+        write_json_atomic(&path, &vec![1, 2, 3]).unwrap();
+        write_json_atomic(&path, &vec![4]).unwrap();
+        let back: Vec<i32> = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(back, vec![4]);
+        assert_eq!(std::fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn reading_refuses_other_schema_versions_and_foreign_json() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.json");
+        std::fs::write(&p, r#"{"schema_version": 999}"#).unwrap();
+        let e = RunResults::read(&p).unwrap_err().to_string();
+        assert!(e.contains("schema version 999") && e.contains("re-run"), "{e}");
+        std::fs::write(&p, r#"{"hello": 1}"#).unwrap();
+        assert!(RunResults::read(&p).unwrap_err().to_string().contains("not a tokbench results file"));
+        std::fs::write(&p, "not json").unwrap();
+        assert!(RunResults::read(&p).unwrap_err().to_string().contains("not valid JSON"));
+    }
+}

@@ -1,0 +1,230 @@
+//! llama.cpp in-process, through `llama-cpp-2`. CPU everywhere, Metal on macOS (enabled by target in Cargo.toml),
+//! CUDA with the `cuda` feature. Build flags are chosen in `.cargo/config.toml` (native CPU, as llama.cpp's own
+//! tools build) and reported per result through llama.cpp's system-info line.
+use std::ffi::CStr;
+use std::num::NonZeroU32;
+use std::path::Path;
+use std::sync::OnceLock;
+
+use anyhow::{anyhow, ensure, Context, Result};
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::context::LlamaContext;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::llama_batch::LlamaBatch;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::LlamaModel;
+use llama_cpp_2::sampling::LlamaSampler;
+use llama_cpp_2::token::logit_bias::LlamaLogitBias;
+use llama_cpp_2::token::LlamaToken;
+use tokbench_core::backend::{Backend, GenerationRequest, LoadOptions, LoadedModel, ModelDetails};
+use tokbench_core::metrics::TraceRecorder;
+use tokbench_core::schema::{EngineInfo, FlashAttn, Sampling};
+
+/// Version of the sys crate that vendors llama.cpp; llama.cpp's own build number is not available from a crate
+/// build (its CMake reads it from git), so the crate version and ggml's version identify the engine.
+const SYS_CRATE_VERSION: &str = "llama-cpp-sys-2 0.1.161";
+
+pub struct LlamaCpp {
+    backend: &'static LlamaBackend,
+}
+
+/// llama.cpp's backend may be initialised once per process.
+fn global_backend() -> Result<&'static LlamaBackend> {
+    static BACKEND: OnceLock<LlamaBackend> = OnceLock::new();
+    if let Some(b) = BACKEND.get() {
+        return Ok(b);
+    }
+    let mut backend = LlamaBackend::init().map_err(|e| anyhow!("cannot initialise llama.cpp: {e}"))?;
+    // llama.cpp logs every tensor while loading; keep the terminal readable unless the user asks for it.
+    if std::env::var_os("TOKBENCH_LLAMA_LOG").is_none() {
+        backend.void_logs();
+    }
+    Ok(BACKEND.get_or_init(|| backend))
+}
+
+impl LlamaCpp {
+    pub fn new() -> Result<LlamaCpp> {
+        Ok(LlamaCpp { backend: global_backend()? })
+    }
+
+    /// llama.cpp's own account of its build, e.g. `CPU : SSE3 = 1 | AVX = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | ...`.
+    pub fn system_info() -> String {
+        // SAFETY: returns a pointer to a static, NUL-terminated buffer owned by llama.cpp.
+        let info = unsafe { CStr::from_ptr(llama_cpp_sys_2::llama_print_system_info()) };
+        info.to_string_lossy().trim().trim_end_matches('|').trim().to_string()
+    }
+
+    pub fn version() -> String {
+        // SAFETY: ggml_version returns a static string.
+        let ggml = unsafe { CStr::from_ptr(llama_cpp_sys_2::ggml_version()) };
+        format!("{SYS_CRATE_VERSION} (ggml {})", ggml.to_string_lossy())
+    }
+}
+
+impl Backend for LlamaCpp {
+    fn name(&self) -> &'static str {
+        "llama.cpp"
+    }
+
+    fn engine_info(&self) -> EngineInfo {
+        EngineInfo { backend: self.name().to_string(), version: Self::version(), build_info: Self::system_info() }
+    }
+
+    fn load(&self, path: &Path, options: &LoadOptions) -> Result<Box<dyn LoadedModel>> {
+        ensure!(
+            path.is_file(),
+            "model file {} does not exist: run `cargo xtask fetch` for the config's models, or pass --model PATH",
+            path.display()
+        );
+        ensure!(options.threads > 0, "threads must be at least 1");
+        ensure!(options.ctx_size > 0, "--ctx-size must be at least 1");
+        ensure!(options.batch > 0 && options.ubatch > 0, "--batch and --ubatch must be at least 1");
+
+        let model_params = LlamaModelParams::default()
+            .with_n_gpu_layers(options.n_gpu_layers.max(0) as u32)
+            .with_use_mmap(options.mmap);
+        let model = LlamaModel::load_from_file(self.backend, path, &model_params).map_err(|e| {
+            anyhow!(
+                "llama.cpp could not load {} ({e}). Check that it is a complete GGUF of an architecture this llama.cpp \
+                 ({}) supports; set TOKBENCH_LLAMA_LOG=1 to see llama.cpp's own explanation",
+                path.display(),
+                Self::version()
+            )
+        })?;
+        let n_ctx_train = model.n_ctx_train();
+        let eog: Vec<LlamaLogitBias> = {
+            let vocab = model.vocab();
+            vocab.tokens().filter(|t| vocab.is_eog(*t)).map(|t| LlamaLogitBias::new(t, f32::NEG_INFINITY)).collect()
+        };
+        let flash = match options.flash_attn {
+            FlashAttn::Auto => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_AUTO,
+            FlashAttn::On => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED,
+            FlashAttn::Off => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED,
+        };
+        let threads = i32::try_from(options.threads).context("thread count too large")?;
+        let ctx_params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(options.ctx_size))
+            .with_n_batch(options.batch)
+            .with_n_ubatch(options.ubatch.min(options.batch))
+            .with_n_threads(threads)
+            .with_n_threads_batch(threads)
+            .with_flash_attention_policy(flash);
+        let backend = self.backend;
+        let cell = ModelAndContext::try_new(model, |model| {
+            model.new_context(backend, ctx_params).map_err(|e| {
+                anyhow!(
+                    "llama.cpp could not create a context of {} tokens for {} ({e}): try a smaller --ctx-size",
+                    options.ctx_size,
+                    path.display()
+                )
+            })
+        })?;
+        let n_ctx = cell.with_dependent(|_, ctx| ctx.n_ctx()) as usize;
+        let n_batch = cell.with_dependent(|_, ctx| ctx.n_batch()) as usize;
+        Ok(Box::new(LlamaLoaded { cell, eog_bias: eog, n_ctx, n_batch, n_ctx_train }))
+    }
+}
+
+type ModelContext<'model> = LlamaContext<'model>;
+
+self_cell::self_cell!(
+    /// A llama.cpp context borrows its model; keeping both in one value lets a loaded model be handed around.
+    struct ModelAndContext {
+        owner: LlamaModel,
+        #[not_covariant]
+        dependent: ModelContext,
+    }
+);
+
+struct LlamaLoaded {
+    cell: ModelAndContext,
+    /// −∞ logit bias on every end-of-generation token: runs always produce exactly the requested count.
+    eog_bias: Vec<LlamaLogitBias>,
+    n_ctx: usize,
+    n_batch: usize,
+    n_ctx_train: u32,
+}
+
+impl LlamaLoaded {
+    fn sampler(&self, sampling: Sampling) -> LlamaSampler {
+        let n_vocab = self.cell.borrow_owner().n_vocab();
+        let mut chain = vec![LlamaSampler::logit_bias(n_vocab, &self.eog_bias)];
+        if sampling.is_greedy() {
+            chain.push(LlamaSampler::greedy());
+        } else {
+            chain.push(LlamaSampler::top_p(sampling.top_p, 1));
+            chain.push(LlamaSampler::temp(sampling.temperature));
+            chain.push(LlamaSampler::dist(sampling.seed));
+        }
+        LlamaSampler::chain_simple(chain)
+    }
+}
+
+impl LoadedModel for LlamaLoaded {
+    fn details(&self) -> ModelDetails {
+        let model = self.cell.borrow_owner();
+        ModelDetails {
+            n_params: Some(model.n_params()),
+            n_ctx_train: Some(self.n_ctx_train),
+            n_vocab: u32::try_from(model.n_vocab()).ok(),
+        }
+    }
+
+    fn context_size(&self) -> usize {
+        self.n_ctx
+    }
+
+    fn tokenize(&self, text: &str) -> Result<Vec<u32>> {
+        let tokens = self.cell.borrow_owner().vocab().tokenize(text.as_bytes(), true, false);
+        Ok(tokens.into_iter().map(|t| t.0 as u32).collect())
+    }
+
+    fn detokenize(&self, tokens: &[u32]) -> Result<String> {
+        let tokens: Vec<LlamaToken> = tokens.iter().map(|&t| LlamaToken(t as i32)).collect();
+        let bytes = self.cell.borrow_owner().vocab().detokenize(&tokens, true, false);
+        String::from_utf8(bytes).map_err(|_| anyhow!("detokenized text is not UTF-8"))
+    }
+
+    fn generate(&mut self, request: &GenerationRequest<'_>, trace: &mut TraceRecorder) -> Result<()> {
+        // Everything in here is inside the engine's clock: tokenization, prefill, sampling, decoding.
+        let prompt = self.cell.borrow_owner().vocab().tokenize(request.prompt.as_bytes(), true, false);
+        trace.tokenized(prompt.len());
+        let (n_prompt, n_gen, n_ctx, n_batch) = (prompt.len(), request.gen_tokens, self.n_ctx, self.n_batch);
+        ensure!(n_prompt > 0, "the prompt tokenized to nothing");
+        ensure!(n_gen > 0, "0 tokens requested: ask for at least 1");
+        ensure!(
+            n_prompt + n_gen <= n_ctx,
+            "prompt of {n_prompt} tokens + {n_gen} generated tokens does not fit the context of {n_ctx}: raise --ctx-size"
+        );
+        let mut sampler = self.sampler(request.sampling);
+        let mut batch = LlamaBatch::new(n_batch.max(1), 1);
+
+        self.cell.with_dependent_mut(|_, ctx| -> Result<()> {
+            ctx.clear_kv_cache();
+            for (chunk_index, chunk) in prompt.chunks(n_batch).enumerate() {
+                batch.clear();
+                let base = chunk_index * n_batch;
+                for (i, &token) in chunk.iter().enumerate() {
+                    let pos = base + i;
+                    batch.add(token, pos as i32, &[0], pos + 1 == n_prompt)?;
+                }
+                ctx.decode(&mut batch)
+                    .with_context(|| format!("llama.cpp failed to decode the prompt at token {base}"))?;
+            }
+            ctx.synchronize();
+            trace.prefill_done();
+
+            let mut token = sampler.sample(ctx, batch.n_tokens() - 1);
+            trace.token(token.0 as u32);
+            for step in 1..n_gen {
+                batch.clear();
+                batch.add(token, (n_prompt + step - 1) as i32, &[0], true)?;
+                ctx.decode(&mut batch).with_context(|| format!("llama.cpp failed to decode generated token {step}"))?;
+                token = sampler.sample(ctx, 0);
+                trace.token(token.0 as u32);
+            }
+            Ok(())
+        })?;
+        Ok(())
+    }
+}

@@ -1,0 +1,275 @@
+//! Command-line parsing: flags override the committed config; comma lists sweep, as in llama-bench.
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, ensure, Result};
+use clap::{Args, Parser, Subcommand};
+use tokbench_core::backend::LoadOptions;
+use tokbench_core::config::{parse_prompt_name, Config, DEFAULT_CONFIG_FILE};
+use tokbench_core::engine::RunPlan;
+use tokbench_core::export;
+use tokbench_core::machine::default_threads;
+use tokbench_core::prompts::PromptSpec;
+use tokbench_core::schema::{write_atomic, FlashAttn, RunResults, Sampling};
+
+use crate::runner::{self, Matrix, ModelRef};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tokbench",
+    version,
+    about = "Benchmark local LLM inference: TTFT, tokens/s and peak RAM, with statistics"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run the benchmark matrix of the config, or an ad hoc one from flags.
+    Run(RunArgs),
+    /// List the backends built into this binary, with engine versions and build flags.
+    Backends,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct RunArgs {
+    /// Benchmark config; flags below override it. Without one, --model is required.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Model files, or model names from the config (comma list).
+    #[arg(long, short = 'm', value_delimiter = ',')]
+    pub model: Vec<String>,
+    /// Backends (comma list), e.g. llama.cpp.
+    #[arg(long, short = 'b', value_delimiter = ',')]
+    pub backend: Vec<String>,
+    /// Thread counts to sweep (comma list). Default: physical cores.
+    #[arg(long, short = 't', value_delimiter = ',')]
+    pub threads: Vec<usize>,
+    /// Prompt sets: short, medium, long, config [[prompt]] names, or pN for an exact N-token prompt (comma list).
+    #[arg(long, value_delimiter = ',')]
+    pub prompt: Vec<String>,
+    /// Exact prompt lengths in tokens, like llama-bench -p (comma list). Replaces --prompt.
+    #[arg(long, short = 'p', value_delimiter = ',')]
+    pub prompt_tokens: Vec<usize>,
+    /// Tokens to generate, like llama-bench -n (comma list). Overrides the prompt sets' own lengths.
+    #[arg(long, short = 'n', value_delimiter = ',')]
+    pub gen_tokens: Vec<usize>,
+    /// Warmup generations per benchmark, discarded (default 2).
+    #[arg(long)]
+    pub warmup: Option<usize>,
+    /// Timed generations per benchmark (default 5).
+    #[arg(long, short = 'r')]
+    pub runs: Option<usize>,
+    #[arg(long)]
+    pub ctx_size: Option<u32>,
+    #[arg(long)]
+    pub batch: Option<u32>,
+    #[arg(long)]
+    pub ubatch: Option<u32>,
+    #[arg(long, short = 'g')]
+    pub n_gpu_layers: Option<i32>,
+    /// on, off or auto.
+    #[arg(long)]
+    pub flash_attn: Option<FlashAttn>,
+    #[arg(long)]
+    pub mmap: Option<bool>,
+    /// 0 = greedy (default).
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    #[arg(long)]
+    pub top_p: Option<f32>,
+    #[arg(long)]
+    pub seed: Option<u32>,
+    /// Results JSON. Default: target/tokbench/runs/<time>.json, copied to target/tokbench/latest.json.
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+    /// Also write the results as CSV.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// Also write the results table as markdown.
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+    /// No progress bars.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+pub fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Run(args) => run(&args).map(|_| ()),
+        Command::Backends => {
+            for name in crate::backends::available() {
+                let info = crate::backends::create(name)?.engine_info();
+                println!("{name}\t{}\t{}", info.version, info.build_info);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Builds the matrix from config + flags.
+pub fn matrix(args: &RunArgs) -> Result<Matrix> {
+    let (config, config_dir) = match &args.config {
+        Some(path) => (Some(Config::load(path)?), path.parent().unwrap_or(Path::new(".")).to_path_buf()),
+        None if Path::new(DEFAULT_CONFIG_FILE).is_file() => {
+            (Some(Config::load(Path::new(DEFAULT_CONFIG_FILE))?), PathBuf::from("."))
+        }
+        None => (None, PathBuf::from(".")),
+    };
+    let run = config.as_ref().map(|c| &c.run);
+
+    let backends = pick(&args.backend, run.map(|r| r.backends.clone()), vec!["llama.cpp".to_string()]);
+    let model_names = pick(&args.model, run.map(|r| r.models.clone()), Vec::new());
+    ensure!(
+        !model_names.is_empty(),
+        "no model to run: pass --model PATH, or run from a directory with {DEFAULT_CONFIG_FILE}"
+    );
+    let models = model_names
+        .iter()
+        .map(|name| match config.as_ref().and_then(|c| c.model(name)) {
+            Some(entry) => ModelRef { name: entry.name.clone(), path: entry.cached_path() },
+            None => {
+                let path = PathBuf::from(name);
+                let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| name.clone());
+                ModelRef { name: stem, path }
+            }
+        })
+        .collect();
+    let threads =
+        pick(&args.threads, run.map(|r| r.threads.clone()).filter(|t| !t.is_empty()), vec![default_threads()]);
+    ensure!(threads.iter().all(|&t| t > 0), "--threads must be positive");
+
+    let default_gen = run.map_or(128, |r| r.gen_tokens);
+    let mut prompts: Vec<PromptSpec> = if !args.prompt_tokens.is_empty() {
+        let gens = if args.gen_tokens.is_empty() { vec![default_gen] } else { args.gen_tokens.clone() };
+        let mut v = Vec::new();
+        for &p in &args.prompt_tokens {
+            for &n in &gens {
+                v.push(PromptSpec::Length { prompt_tokens: p, gen_tokens: n });
+            }
+        }
+        v
+    } else {
+        let names =
+            pick(&args.prompt, run.map(|r| r.prompts.clone()), vec!["short".into(), "medium".into(), "long".into()]);
+        let mut v = Vec::new();
+        for name in &names {
+            let spec = match &config {
+                Some(c) => c.prompt_spec(name, &config_dir)?,
+                None => parse_prompt_name(name, default_gen)?,
+            };
+            if args.gen_tokens.is_empty() {
+                v.push(spec);
+            } else {
+                for &n in &args.gen_tokens {
+                    v.push(with_gen_tokens(&spec, n));
+                }
+            }
+        }
+        v
+    };
+    prompts.dedup();
+    for p in &prompts {
+        ensure!(
+            p.gen_tokens() > 0,
+            "prompt {:?} asks for 0 generated tokens: ask for at least 1 (--gen-tokens)",
+            p.name()
+        );
+        if let PromptSpec::Length { prompt_tokens: 0, .. } = p {
+            bail!("--prompt-tokens 0: a prompt needs at least 1 token");
+        }
+    }
+
+    let load = LoadOptions {
+        threads: threads[0],
+        batch: args.batch.or(run.map(|r| r.batch)).unwrap_or(2048),
+        ubatch: args.ubatch.or(run.map(|r| r.ubatch)).unwrap_or(512),
+        n_gpu_layers: args.n_gpu_layers.or(run.map(|r| r.n_gpu_layers)).unwrap_or(99),
+        ctx_size: args.ctx_size.or(run.map(|r| r.ctx_size)).unwrap_or(2048),
+        flash_attn: args.flash_attn.or(run.map(|r| r.flash_attn)).unwrap_or(FlashAttn::Auto),
+        mmap: args.mmap.or(run.map(|r| r.mmap)).unwrap_or(true),
+    };
+    let defaults = RunPlan::default();
+    let plan = RunPlan {
+        warmup: args.warmup.or(run.map(|r| r.warmup)).unwrap_or(defaults.warmup),
+        runs: args.runs.or(run.map(|r| r.runs)).unwrap_or(defaults.runs),
+        sampling: Sampling {
+            temperature: args.temperature.or(run.map(|r| r.temperature)).unwrap_or(0.0),
+            top_p: args.top_p.or(run.map(|r| r.top_p)).unwrap_or(1.0),
+            seed: args.seed.or(run.map(|r| r.seed)).unwrap_or(Sampling::GREEDY.seed),
+        },
+        cv_threshold: run.map_or(defaults.cv_threshold, |r| r.cv_threshold),
+    };
+    ensure!(plan.runs > 0, "--runs must be at least 1");
+    Ok(Matrix { backends, models, threads, prompts, load, plan })
+}
+
+fn pick<T: Clone>(flag: &[T], config: Option<Vec<T>>, default: Vec<T>) -> Vec<T> {
+    if !flag.is_empty() {
+        flag.to_vec()
+    } else {
+        config.unwrap_or(default)
+    }
+}
+
+fn with_gen_tokens(spec: &PromptSpec, n: usize) -> PromptSpec {
+    match spec {
+        PromptSpec::Text { name, text, gen_tokens } if *gen_tokens != n => {
+            PromptSpec::Text { name: format!("{name}-n{n}"), text: text.clone(), gen_tokens: n }
+        }
+        PromptSpec::Text { .. } => spec.clone(),
+        PromptSpec::Length { prompt_tokens, .. } => PromptSpec::Length { prompt_tokens: *prompt_tokens, gen_tokens: n },
+    }
+}
+
+/// Runs and writes results; returns them. On a failure mid-way, what was measured is written before the error.
+pub fn run(args: &RunArgs) -> Result<RunResults> {
+    let matrix = matrix(args)?;
+    let mut results = runner::new_results();
+    let outcome = runner::run(&matrix, &mut results, !args.quiet && std::io::stderr().is_terminal());
+    let outcome = match outcome {
+        Err(e) if results.benchmarks.is_empty() => return Err(e),
+        other => other,
+    };
+    let written = write_outputs(args, &results)?;
+    if let Err(e) = outcome {
+        return Err(e.context(format!(
+            "stopped after {} of {} benchmarks; those are saved in {}",
+            results.benchmarks.len(),
+            matrix.len(),
+            written.display()
+        )));
+    }
+    print!("{}", export::markdown::table(&results));
+    for b in &results.benchmarks {
+        for w in &b.warnings {
+            eprintln!("warning: {}: {w}", b.id);
+        }
+    }
+    eprintln!("results: {}", written.display());
+    Ok(results)
+}
+
+fn write_outputs(args: &RunArgs, results: &RunResults) -> Result<PathBuf> {
+    let path = match &args.output {
+        Some(p) => p.clone(),
+        None => {
+            let stamp = results.created_at.replace(':', "-");
+            let path = PathBuf::from("target/tokbench/runs").join(format!("{stamp}.json"));
+            results.write(&PathBuf::from("target/tokbench/latest.json"))?;
+            path
+        }
+    };
+    results.write(&path)?;
+    if let Some(csv_path) = &args.csv {
+        let mut buf = Vec::new();
+        export::csv::write(results, &mut buf)?;
+        write_atomic(csv_path, &buf)?;
+    }
+    if let Some(md_path) = &args.markdown {
+        write_atomic(md_path, export::markdown::table(results).as_bytes())?;
+    }
+    Ok(path)
+}

@@ -1,0 +1,135 @@
+//! Expands a matrix (backends × models × threads × prompts) into benchmarks and runs them through the engine.
+//! A model is loaded once per backend × model × thread count; every prompt set then runs on that loaded model.
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use tokbench_core::backend::LoadOptions;
+use tokbench_core::engine::{self, Phase, RunPlan};
+use tokbench_core::machine::Machine;
+use tokbench_core::prompts::{self, PromptSpec};
+use tokbench_core::schema::{BenchmarkResult, ModelInfo, RunResults, SCHEMA_VERSION};
+use tokbench_core::{digest, gguf};
+
+use crate::backends;
+
+/// A model to benchmark: a display name and the file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelRef {
+    pub name: String,
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Matrix {
+    pub backends: Vec<String>,
+    pub models: Vec<ModelRef>,
+    pub threads: Vec<usize>,
+    pub prompts: Vec<PromptSpec>,
+    /// Load settings; `threads` is replaced by each entry of [`Matrix::threads`].
+    pub load: LoadOptions,
+    pub plan: RunPlan,
+}
+
+impl Matrix {
+    pub fn len(&self) -> usize {
+        self.backends.len() * self.models.len() * self.threads.len() * self.prompts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The stable id of a benchmark; also its criterion id. `/` inside a part is replaced so ids split cleanly.
+pub fn benchmark_id(backend: &str, model: &str, quantization: &str, prompt: &str, threads: usize) -> String {
+    let part = |s: &str| s.replace('/', "_");
+    format!("{}/{}/{}/{}/t{threads}", part(backend), part(model), part(quantization), part(prompt))
+}
+
+/// Reads what identifies a model file: header (rejecting non-GGUF and truncated files) and SHA-256.
+pub fn describe_model(model: &ModelRef) -> Result<ModelInfo> {
+    let info = gguf::validate(&model.path)?;
+    let size_bytes = std::fs::metadata(&model.path)?.len();
+    let sha256 = digest::sha256_file(&model.path, |_| {})?;
+    Ok(ModelInfo {
+        name: model.name.clone(),
+        file_name: model.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+        size_bytes,
+        sha256,
+        quantization: info.quantization.clone().unwrap_or_else(|| "unknown".to_string()),
+        architecture: info.architecture.clone(),
+        n_params: None,
+        derived_from: None,
+    })
+}
+
+pub fn new_results() -> RunResults {
+    RunResults {
+        schema_version: SCHEMA_VERSION,
+        tokbench_version: env!("CARGO_PKG_VERSION").to_string(),
+        created_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+        git: crate::git::stamp(&std::env::current_dir().unwrap_or_default()),
+        machine: Machine::detect(),
+        benchmarks: Vec::new(),
+    }
+}
+
+/// Runs the whole matrix, appending to `results` as each benchmark finishes, so that on an error everything
+/// measured before it is still there for the caller to write out.
+pub fn run(matrix: &Matrix, results: &mut RunResults, show_progress: bool) -> Result<()> {
+    let style = ProgressStyle::with_template("{prefix:>3} {bar:24} {pos}/{len} {msg}").expect("valid template");
+    let total = matrix.len();
+    let mut index = 0;
+    for backend_name in &matrix.backends {
+        let backend = backends::create(backend_name)?;
+        let engine_info = backend.engine_info();
+        for model_ref in &matrix.models {
+            let mut model_info = describe_model(model_ref)?;
+            for &threads in &matrix.threads {
+                let options = LoadOptions { threads, ..matrix.load.clone() };
+                let (mut model, load) = engine::load_model(backend.as_ref(), &model_ref.path, &options)
+                    .with_context(|| format!("loading {} with {}", model_ref.path.display(), backend.name()))?;
+                model_info.n_params = model.details().n_params;
+                for spec in &matrix.prompts {
+                    index += 1;
+                    let prompt = prompts::resolve(spec, model.as_ref())?;
+                    let id =
+                        benchmark_id(backend.name(), &model_info.name, &model_info.quantization, &prompt.name, threads);
+                    let bar = if show_progress {
+                        ProgressBar::new((matrix.plan.warmup + matrix.plan.runs) as u64)
+                    } else {
+                        ProgressBar::hidden()
+                    };
+                    bar.set_style(style.clone());
+                    bar.set_prefix(format!("{index}/{total}"));
+                    bar.set_message(format!("{id} (warmup)"));
+                    let warmup = matrix.plan.warmup as u64;
+                    let runs = engine::measure(model.as_mut(), &prompt, &matrix.plan, &mut |phase, done, _| {
+                        bar.set_position(if phase == Phase::Warmup { done as u64 } else { warmup + done as u64 });
+                        if phase == Phase::Timed || done as u64 == warmup {
+                            bar.set_message(id.clone());
+                        }
+                    })
+                    .with_context(|| format!("benchmark {id}"))?;
+                    bar.finish_and_clear();
+                    let (summary, warnings) = engine::summarize_runs(&runs, matrix.plan.cv_threshold);
+                    results.benchmarks.push(BenchmarkResult {
+                        id,
+                        engine: engine_info.clone(),
+                        model: model_info.clone(),
+                        settings: options.settings(matrix.plan.sampling),
+                        prompt: prompt.info(),
+                        load: load.clone(),
+                        warmup_runs: matrix.plan.warmup,
+                        runs,
+                        summary,
+                        warnings,
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,110 @@
+//! `tokbench run` as users start it: the real binary, the real model, results read back through the schema.
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use tokbench_core::config::Config;
+use tokbench_core::metrics::Metric;
+use tokbench_core::schema::RunResults;
+
+fn tokbench(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tokbench")).args(args).current_dir(dir).output().expect("tokbench starts")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn run_writes_a_complete_results_file() {
+    let model = common::default_model();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let csv = dir.path().join("r.csv");
+    let o = tokbench(
+        &[
+            "run",
+            "--model",
+            model.to_str().unwrap(),
+            "--prompt",
+            "short,p64",
+            "--gen-tokens",
+            "8",
+            "--warmup",
+            "1",
+            "--runs",
+            "3",
+            "--threads",
+            "2",
+            "--output",
+            out.to_str().unwrap(),
+            "--csv",
+            csv.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(table.contains("| TTFT |") && table.contains("Q4_1"), "{table}");
+
+    let r = RunResults::read(&out).unwrap();
+    assert_eq!(r.benchmarks.len(), 2);
+    let config = Config::load(&common::repo_root().join("tokbench.toml")).unwrap();
+    let b = &r.benchmarks[0];
+    assert_eq!(b.model.sha256, config.models[0].sha256);
+    assert_eq!((b.model.quantization.as_str(), b.model.architecture.as_deref()), ("Q4_1", Some("llama")));
+    assert!(b.engine.build_info.contains("CPU"), "llama.cpp system info recorded: {}", b.engine.build_info);
+    assert_eq!(b.id, format!("llama.cpp/{}/Q4_1/short-n8/t2", b.model.name));
+    assert_eq!(r.benchmarks[1].prompt.name, "p64-n8");
+    assert_eq!(r.benchmarks[1].prompt.prompt_tokens, 64);
+    assert_eq!((b.warmup_runs, b.runs.len()), (1, 3));
+    assert!(b.runs.iter().all(|s| s.generated_tokens == 8));
+    assert!(b.summary[&Metric::TtftS].mean > 0.0 && b.load.load_s > 0.0);
+    assert!(r.machine.class_key.contains("c-"));
+    let csv_text = std::fs::read_to_string(&csv).unwrap();
+    assert!(csv_text.lines().count() > 2 && csv_text.contains("decode_tps"));
+}
+
+#[test]
+fn bad_model_files_are_named_with_a_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |model: &Path| {
+        let o = tokbench(
+            &["run", "--model", model.to_str().unwrap(), "--runs", "1", "--warmup", "0", "--quiet"],
+            dir.path(),
+        );
+        assert_eq!(o.status.code(), Some(2));
+        stderr(&o)
+    };
+    let missing = dir.path().join("nope.gguf");
+    let e = run(&missing);
+    assert!(e.contains("nope.gguf") && e.contains("cargo xtask fetch"), "{e}");
+
+    let text = dir.path().join("notes.gguf");
+    std::fs::write(&text, "these are not weights").unwrap();
+    let e = run(&text);
+    assert!(e.contains("notes.gguf") && e.contains("not a GGUF"), "{e}");
+
+    let truncated = dir.path().join("half.gguf");
+    let bytes = std::fs::read(common::default_model()).unwrap();
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let e = run(&truncated);
+    assert!(e.contains("half.gguf") && e.contains("truncated"), "{e}");
+}
+
+#[test]
+fn bad_flags_are_clear_errors_and_nothing_is_written() {
+    let model = common::default_model();
+    let dir = tempfile::tempdir().unwrap();
+    let m = model.to_str().unwrap();
+    let o = tokbench(&["run", "--model", m, "--gen-tokens", "0", "--quiet"], dir.path());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("0 generated tokens"), "{}", stderr(&o));
+    let o = tokbench(&["run", "--model", m, "--prompt-tokens", "4000", "--ctx-size", "512", "--quiet"], dir.path());
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("raise --ctx-size"), "{}", stderr(&o));
+    let o = tokbench(&["run", "--model", m, "--backend", "vllm", "--quiet"], dir.path());
+    assert!(stderr(&o).contains("\"vllm\" is not built into this tokbench"), "{}", stderr(&o));
+    assert!(!dir.path().join("target").exists(), "a run that measured nothing writes no results");
+}

