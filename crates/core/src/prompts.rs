@@ -64,6 +64,21 @@ impl ResolvedPrompt {
 
 pub fn resolve(spec: &PromptSpec, model: &dyn LoadedModel) -> Result<ResolvedPrompt> {
     ensure!(spec.gen_tokens() > 0, "prompt set {:?} asks for 0 generated tokens: ask for at least 1", spec.name());
+    let ctx = model.context_size();
+    let too_long = |prompt_tokens: usize| {
+        let needed = prompt_tokens + spec.gen_tokens();
+        anyhow::anyhow!(
+            "prompt {:?} has {prompt_tokens} tokens and asks for {} more, {needed} in all, but the context holds {ctx}: \
+             raise --ctx-size to at least {needed}, or shorten the prompt",
+            spec.name(),
+            spec.gen_tokens()
+        )
+    };
+    if let PromptSpec::Length { prompt_tokens, gen_tokens } = spec {
+        if prompt_tokens + gen_tokens > ctx {
+            return Err(too_long(*prompt_tokens));
+        }
+    }
     let (text, prompt_tokens) = match spec {
         PromptSpec::Text { text, .. } => {
             ensure!(!text.trim().is_empty(), "prompt set {:?} has an empty prompt text", spec.name());
@@ -71,15 +86,9 @@ pub fn resolve(spec: &PromptSpec, model: &dyn LoadedModel) -> Result<ResolvedPro
         }
         PromptSpec::Length { prompt_tokens, .. } => (exact_length_text(model, *prompt_tokens)?, *prompt_tokens),
     };
-    let needed = prompt_tokens + spec.gen_tokens();
-    let ctx = model.context_size();
-    ensure!(
-        needed <= ctx,
-        "prompt {:?} has {prompt_tokens} tokens and asks for {} more, {needed} in all, but the context holds {ctx}: \
-         raise --ctx-size to at least {needed}, or shorten the prompt",
-        spec.name(),
-        spec.gen_tokens()
-    );
+    if prompt_tokens + spec.gen_tokens() > ctx {
+        return Err(too_long(prompt_tokens));
+    }
     Ok(ResolvedPrompt { name: spec.name(), text, prompt_tokens, gen_tokens: spec.gen_tokens() })
 }
 
@@ -91,23 +100,26 @@ pub fn exact_length_text(model: &dyn LoadedModel, n: usize) -> Result<String> {
     ensure!(n > overhead, "a prompt of {n} tokens is shorter than the {overhead} special tokens the model adds");
     let mut filler = String::from(FILLER);
     let mut content = strip_prefix_tokens(model.tokenize(&filler)?, overhead);
-    while content.len() < n + 16 {
-        filler.push(' ');
-        filler.push_str(FILLER);
-        content = strip_prefix_tokens(model.tokenize(&filler)?, overhead);
-    }
     let mut k = n - overhead;
     let mut tried = std::collections::BTreeSet::new();
-    for _ in 0..64 {
+    for _ in 0..256 {
+        if k > content.len() {
+            // Re-tokenizing can merge tokens, so a prefix may need more filler tokens than the prompt length.
+            filler.push(' ');
+            filler.push_str(FILLER);
+            content = strip_prefix_tokens(model.tokenize(&filler)?, overhead);
+            continue;
+        }
         if !tried.insert(k) {
             k += 1; // oscillating around an unreachable count: walk forward
+            continue;
         }
-        let text = model.detokenize(&content[..k.min(content.len())])?;
+        let text = model.detokenize(&content[..k])?;
         let got = model.tokenize(&text)?.len();
         if got == n {
             return Ok(text);
         }
-        k = (k as i64 + n as i64 - got as i64).clamp(1, content.len() as i64) as usize;
+        k = (k as i64 + n as i64 - got as i64).max(1) as usize;
     }
     bail!("could not build a prompt of exactly {n} tokens for this tokenizer; try a nearby length")
 }
