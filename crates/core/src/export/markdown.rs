@@ -7,24 +7,25 @@ use crate::schema::RunResults;
 
 pub fn table(results: &RunResults) -> String {
     let mut out = String::new();
-    let header = [
-        "model",
-        "quant",
-        "backend",
-        "threads",
-        "prompt",
-        "pp",
-        "tg",
-        "TTFT",
-        "prefill t/s",
-        "decode t/s",
-        "ITL p50 / p90 / p99",
-        "load",
-        "peak RAM Δ",
+    // (title, right-aligned): numbers align right, names left, as llama-bench prints them.
+    let columns = [
+        ("model", false),
+        ("quant", false),
+        ("backend", false),
+        ("threads", true),
+        ("prompt", false),
+        ("pp", true),
+        ("tg", true),
+        ("TTFT [95% CI]", true),
+        ("prefill t/s", true),
+        ("decode t/s", true),
+        ("ITL p50 / p90 / p99", true),
+        ("load", true),
+        ("RSS after load", true),
+        ("peak RAM Δ", true),
     ];
-    let _ = writeln!(out, "| {} |", header.join(" | "));
-    let _ =
-        writeln!(out, "|{}", header.iter().map(|h| if h.len() <= 7 { "---:|" } else { "---|" }).collect::<String>());
+    let _ = writeln!(out, "| {} |", columns.map(|c| c.0).join(" | "));
+    let _ = writeln!(out, "|{}", columns.map(|c| if c.1 { "---:|" } else { "---|" }).concat());
     for b in &results.benchmarks {
         let itl = [Metric::ItlP50S, Metric::ItlP90S, Metric::ItlP99S]
             .iter()
@@ -44,6 +45,11 @@ pub fn table(results: &RunResults) -> String {
             mean_with_ci(b, Metric::DecodeTps),
             itl,
             format_value(Unit::Seconds, b.load.load_s),
+            format!(
+                "{} (+{})",
+                format_bytes(b.load.rss_after_bytes as f64),
+                format_bytes(b.load.rss_after_bytes.saturating_sub(b.load.rss_before_bytes) as f64)
+            ),
             b.summary.get(&Metric::PeakRssDeltaBytes).map_or("-".into(), |s| format_bytes(s.max)),
         ];
         let _ = writeln!(out, "| {} |", row.join(" | "));

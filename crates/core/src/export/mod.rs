@@ -3,18 +3,13 @@
 pub mod csv;
 pub mod markdown;
 
-use crate::metrics::{format_value, Metric};
+use crate::metrics::{format_value, format_with_interval, Metric};
 use crate::schema::BenchmarkResult;
 
 /// `mean [lo–hi]` of a metric, with the 95% CI of the mean; `-` when the metric was not measured.
 pub fn mean_with_ci(b: &BenchmarkResult, metric: Metric) -> String {
     match b.summary.get(&metric) {
-        Some(s) if s.n > 1 => format!(
-            "{} [{}–{}]",
-            format_value(metric.unit(), s.mean),
-            format_value(metric.unit(), s.ci95_low),
-            format_value(metric.unit(), s.ci95_high)
-        ),
+        Some(s) if s.n > 1 => format_with_interval(metric.unit(), s.mean, s.ci95_low, s.ci95_high),
         Some(s) => format_value(metric.unit(), s.mean),
         None => "-".to_string(),
     }

@@ -25,7 +25,8 @@ pub enum PeakMethod {
     /// Linux: VmHWM (kernel high-water mark) reset at window start by writing "5" to /proc/self/clear_refs; exact,
     /// cannot miss a spike.
     LinuxHighWaterMark,
-    /// macOS: task's lifetime max phys_footprint when it rose inside the window (exact), else the sampler's max.
+    /// macOS: the task's lifetime max phys_footprint, which rose inside the window, so it is exact. (When it did not
+    /// rise, the reading comes from the sampler and says `Sampler`.)
     MacPhysFootprint,
     /// Fallback anywhere: a thread sampling current RSS every `interval_us` µs; can miss spikes shorter than that.
     Sampler { interval_us: u64 },
@@ -107,13 +108,17 @@ impl PeakWindow {
             #[cfg(target_os = "macos")]
             Probe::PhysFootprint { lifetime_max_at_start, sampler } => {
                 let start = sampler.start_bytes();
+                let interval_us = sampler.interval_us();
                 let sampled_peak = sampler.finish()?;
                 let lifetime_max = macos::lifetime_max_footprint_bytes()?;
                 // A lifetime max that grew was set inside the window, so it is this window's exact peak; otherwise
-                // the window stayed below an older peak and only the sampler saw it.
-                let peak =
-                    if lifetime_max > lifetime_max_at_start { lifetime_max.max(sampled_peak) } else { sampled_peak };
-                Ok(PeakReading { start_rss_bytes: start, peak_rss_bytes: peak, method: PeakMethod::MacPhysFootprint })
+                // the window stayed below an older peak and only the sampler saw it, and the reading says so.
+                let (peak, method) = if lifetime_max > lifetime_max_at_start {
+                    (lifetime_max.max(sampled_peak), PeakMethod::MacPhysFootprint)
+                } else {
+                    (sampled_peak, PeakMethod::Sampler { interval_us })
+                };
+                Ok(PeakReading { start_rss_bytes: start, peak_rss_bytes: peak, method })
             }
             Probe::Sampler(sampler) => {
                 let start = sampler.start_bytes();
