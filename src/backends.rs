@@ -4,11 +4,11 @@ use tokbench_core::backend::Backend;
 
 /// Names of every backend this build can run.
 pub fn available() -> Vec<&'static str> {
-    #[allow(unused_mut)]
-    let mut names = Vec::new();
-    #[cfg(feature = "llama-cpp")]
-    names.push("llama.cpp");
-    names
+    [
+        #[cfg(feature = "llama-cpp")]
+        "llama.cpp",
+    ]
+    .to_vec()
 }
 
 pub fn create(name: &str) -> Result<Box<dyn Backend>> {

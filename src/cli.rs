@@ -28,7 +28,7 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Run the benchmark matrix of the config, or an ad hoc one from flags.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List the backends built into this binary, with engine versions and build flags.
     Backends,
 }
