@@ -31,6 +31,25 @@ enum Command {
     Run(Box<RunArgs>),
     /// List the backends built into this binary, with engine versions and build flags.
     Backends,
+    /// Make the config's quantization ladder with llama.cpp's quantize API (up-to-date rungs are skipped).
+    Quantize(QuantizeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct QuantizeArgs {
+    #[arg(long, default_value = DEFAULT_CONFIG_FILE)]
+    pub config: PathBuf,
+    /// Rungs to make (comma list). Default: every `[ladder] types` entry.
+    #[arg(long, value_delimiter = ',')]
+    pub types: Vec<String>,
+    /// Only the rungs that `[run] models` uses.
+    #[arg(long)]
+    pub needed: bool,
+    /// Remake rungs even when up to date.
+    #[arg(long)]
+    pub force: bool,
+    #[arg(long, short = 't')]
+    pub threads: Option<usize>,
 }
 
 #[derive(Args, Debug, Default)]
@@ -91,6 +110,9 @@ pub struct RunArgs {
     /// Also write the results table as markdown.
     #[arg(long)]
     pub markdown: Option<PathBuf>,
+    /// Run only benchmarks whose id contains one of these substrings (comma list), e.g. `short/t2`.
+    #[arg(long, value_delimiter = ',')]
+    pub filter: Vec<String>,
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
@@ -99,6 +121,25 @@ pub struct RunArgs {
 pub fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Run(args) => run(&args).map(|_| ()),
+        Command::Quantize(args) => {
+            let config = Config::load(&args.config)?;
+            let mut types = args.types.clone();
+            if types.is_empty() {
+                let ladder = config.ladder.as_ref().map(|l| l.types.clone()).unwrap_or_default();
+                types = if args.needed {
+                    let used: Vec<String> = config.run.models.iter().filter_map(|m| m.split_once('@')).map(|(_, t)| t.to_string()).collect();
+                    ladder.into_iter().filter(|t| used.iter().any(|u| u.eq_ignore_ascii_case(t))).collect()
+                } else {
+                    ladder
+                };
+            }
+            let threads = args.threads.unwrap_or_else(default_threads);
+            for path in crate::ladder::make(&config, &types, threads, args.force, std::io::stderr().is_terminal())? {
+                let size = std::fs::metadata(&path)?.len();
+                println!("{}\t{}", tokbench_core::metrics::format_bytes(size as f64), path.display());
+            }
+            Ok(())
+        }
         Command::Backends => {
             for name in crate::backends::available() {
                 let info = crate::backends::create(name)?.engine_info();
@@ -128,15 +169,19 @@ pub fn matrix(args: &RunArgs) -> Result<Matrix> {
     );
     let models = model_names
         .iter()
-        .map(|name| match config.as_ref().and_then(|c| c.model(name)) {
-            Some(entry) => ModelRef { name: entry.name.clone(), path: entry.cached_path() },
-            None => {
+        .map(|name| match &config {
+            Some(c) if c.model(name).is_some() || name.contains('@') => {
+                let spec = c.resolve_model(name)?;
+                let derived_from = spec.derived_from();
+                Ok(ModelRef { name: spec.name, path: spec.path, derived_from })
+            }
+            _ => {
                 let path = PathBuf::from(name);
                 let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| name.clone());
-                ModelRef { name: stem, path }
+                Ok(ModelRef { name: stem, path, derived_from: None })
             }
         })
-        .collect();
+        .collect::<Result<Vec<_>>>()?;
     let threads =
         pick(&args.threads, run.map(|r| r.threads.clone()).filter(|t| !t.is_empty()), vec![default_threads()]);
     ensure!(threads.iter().all(|&t| t > 0), "--threads must be positive");
@@ -203,7 +248,7 @@ pub fn matrix(args: &RunArgs) -> Result<Matrix> {
         cv_threshold: run.map_or(defaults.cv_threshold, |r| r.cv_threshold),
     };
     ensure!(plan.runs > 0, "--runs must be at least 1");
-    Ok(Matrix { backends, models, threads, prompts, load, plan })
+    Ok(Matrix { backends, models, threads, prompts, load, plan, filter: args.filter.clone() })
 }
 
 fn pick<T: Clone>(flag: &[T], config: Option<Vec<T>>, default: Vec<T>) -> Vec<T> {

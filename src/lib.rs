@@ -3,4 +3,5 @@
 pub mod backends;
 pub mod cli;
 pub mod git;
+pub mod ladder;
 pub mod runner;

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use anyhow::{Context, Result};
+use anyhow::{ensure, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokbench_core::backend::LoadOptions;
 use tokbench_core::engine::{self, Phase, RunPlan};
@@ -19,6 +19,8 @@ use crate::backends;
 pub struct ModelRef {
     pub name: String,
     pub path: PathBuf,
+    /// Provenance of a derived file (a quantization-ladder rung).
+    pub derived_from: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -30,9 +32,15 @@ pub struct Matrix {
     /// Load settings; `threads` is replaced by each entry of [`Matrix::threads`].
     pub load: LoadOptions,
     pub plan: RunPlan,
+    /// Only benchmarks whose id contains one of these substrings; empty = all.
+    pub filter: Vec<String>,
 }
 
 impl Matrix {
+    pub fn selected(&self, id: &str) -> bool {
+        self.filter.is_empty() || self.filter.iter().any(|f| id.contains(f.as_str()))
+    }
+
     pub fn len(&self) -> usize {
         self.backends.len() * self.models.len() * self.threads.len() * self.prompts.len()
     }
@@ -50,6 +58,12 @@ pub fn benchmark_id(backend: &str, model: &str, quantization: &str, prompt: &str
 
 /// Reads what identifies a model file: header (rejecting non-GGUF and truncated files) and SHA-256.
 pub fn describe_model(model: &ModelRef) -> Result<ModelInfo> {
+    ensure!(
+        model.path.exists(),
+        "model file {} does not exist: run `cargo xtask fetch` (and `cargo xtask quantize` for ladder rungs), or pass \
+         --model PATH",
+        model.path.display()
+    );
     let info = gguf::validate(&model.path)?;
     let size_bytes = std::fs::metadata(&model.path)?.len();
     let sha256 = digest::sha256_file(&model.path, |_| {})?;
@@ -61,7 +75,7 @@ pub fn describe_model(model: &ModelRef) -> Result<ModelInfo> {
         quantization: info.quantization.clone().unwrap_or_else(|| "unknown".to_string()),
         architecture: info.architecture.clone(),
         n_params: None,
-        derived_from: None,
+        derived_from: model.derived_from.clone(),
     })
 }
 
@@ -80,7 +94,7 @@ pub fn new_results() -> RunResults {
 /// measured before it is still there for the caller to write out.
 pub fn run(matrix: &Matrix, results: &mut RunResults, show_progress: bool) -> Result<()> {
     let style = ProgressStyle::with_template("{prefix:>3} {bar:24} {pos}/{len} {msg}").expect("valid template");
-    let total = matrix.len();
+    let total = matrix.len(); // upper bound when --filter drops some
     let mut index = 0;
     for backend_name in &matrix.backends {
         let backend = backends::create(backend_name)?;
@@ -88,15 +102,21 @@ pub fn run(matrix: &Matrix, results: &mut RunResults, show_progress: bool) -> Re
         for model_ref in &matrix.models {
             let mut model_info = describe_model(model_ref)?;
             for &threads in &matrix.threads {
+                let id_of = |spec: &PromptSpec| {
+                    benchmark_id(backend.name(), &model_info.name, &model_info.quantization, &spec.name(), threads)
+                };
+                let selected: Vec<(&PromptSpec, String)> =
+                    matrix.prompts.iter().map(|s| (s, id_of(s))).filter(|(_, id)| matrix.selected(id)).collect();
+                if selected.is_empty() {
+                    continue; // nothing of this model × threads passes --filter: don't even load it
+                }
                 let options = LoadOptions { threads, ..matrix.load.clone() };
                 let (mut model, load) = engine::load_model(backend.as_ref(), &model_ref.path, &options)
                     .with_context(|| format!("loading {} with {}", model_ref.path.display(), backend.name()))?;
                 model_info.n_params = model.details().n_params;
-                for spec in &matrix.prompts {
+                for (spec, id) in selected {
                     index += 1;
                     let prompt = prompts::resolve(spec, model.as_ref())?;
-                    let id =
-                        benchmark_id(backend.name(), &model_info.name, &model_info.quantization, &prompt.name, threads);
                     let bar = if show_progress {
                         ProgressBar::new((matrix.plan.warmup + matrix.plan.runs) as u64)
                     } else {

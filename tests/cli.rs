@@ -46,7 +46,7 @@ fn run_writes_a_complete_results_file() {
     );
     assert!(o.status.success(), "{}", stderr(&o));
     let table = String::from_utf8_lossy(&o.stdout);
-    assert!(table.contains("| TTFT |") && table.contains("Q4_1"), "{table}");
+    assert!(table.contains("| TTFT [95% CI] |") && table.contains("Q4_1"), "{table}");
 
     let r = RunResults::read(&out).unwrap();
     assert_eq!(r.benchmarks.len(), 2);

@@ -18,6 +18,41 @@ pub struct Config {
     pub models: Vec<ModelEntry>,
     #[serde(default, rename = "prompt")]
     pub prompts: Vec<PromptEntry>,
+    pub ladder: Option<Ladder>,
+}
+
+/// The quantization ladder that `cargo xtask quantize` derives from one base model through llama.cpp's quantize
+/// API. A rung is named `<model>@<TYPE>` in `[run] models`, e.g. `smollm2-135m-instruct-q4_1@Q8_0`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ladder {
+    /// Name of the `[[model]]` the rungs are made from. An F16/BF16/F32 base is quantized directly; a quantized base
+    /// is first dequantized to F16 and the rungs are made from that F16, so their quality is bounded by the base's.
+    pub base: String,
+    /// llama.cpp quantization names, as `llama-quantize` takes them.
+    pub types: Vec<String>,
+}
+
+/// A model of the matrix, resolved to a file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSpec {
+    pub name: String,
+    pub path: PathBuf,
+    /// For a ladder rung: the `[[model]]` it is made from and its quantization.
+    pub rung_of: Option<(ModelEntry, String)>,
+}
+
+impl ModelSpec {
+    /// How a derived file came to be, recorded in every result so nobody mistakes it for an original.
+    pub fn derived_from(&self) -> Option<String> {
+        let (base, quant) = self.rung_of.as_ref()?;
+        let short = &base.sha256[..12.min(base.sha256.len())];
+        Some(format!(
+            "{quant} made by tokbench's quantization ladder from {} (sha256 {short}…); a quantized base is dequantized \
+             to F16 first, so this rung is bounded by the base's quality",
+            base.file
+        ))
+    }
 }
 
 /// The matrix: every backend × model × thread count × prompt set, and the settings each run uses.
@@ -159,12 +194,18 @@ impl Config {
         }
         ensure!(r.runs > 0, "[run] runs must be at least 1");
         ensure!(r.threads.iter().all(|&t| t > 0), "[run] threads must be positive (leave it out for physical cores)");
+        if let Some(ladder) = &self.ladder {
+            ensure!(self.model(&ladder.base).is_some(), "[ladder] base {:?} is not a [[model]] name", ladder.base);
+            ensure!(!ladder.types.is_empty(), "[ladder] types is empty: list the quantizations to make");
+            for t in &ladder.types {
+                ensure!(
+                    crate::gguf::ftype_id(t).is_some(),
+                    "[ladder] types has unknown quantization {t:?}: use llama.cpp names such as Q8_0, Q4_K_M, IQ4_XS"
+                );
+            }
+        }
         for name in &r.models {
-            ensure!(
-                self.model(name).is_some(),
-                "[run] models names {name:?}, but no [[model]] has that name (known: {})",
-                self.models.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")
-            );
+            self.resolve_model(name)?;
         }
         for m in &self.models {
             ensure!(
@@ -193,6 +234,30 @@ impl Config {
 
     pub fn model(&self, name: &str) -> Option<&ModelEntry> {
         self.models.iter().find(|m| m.name == name)
+    }
+
+    /// A `[[model]]` name, or `<model>@<TYPE>` for a rung of the quantization ladder.
+    pub fn resolve_model(&self, name: &str) -> Result<ModelSpec> {
+        let known = || self.models.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ");
+        if let Some((base, quant)) = name.split_once('@') {
+            let ladder = self.ladder.as_ref().ok_or_else(|| {
+                anyhow::anyhow!("model {name:?} is a ladder rung, but the config has no [ladder] section")
+            })?;
+            ensure!(base == ladder.base, "model {name:?}: the [ladder] is made from {:?}, not {base:?}", ladder.base);
+            let quant = ladder.types.iter().find(|t| t.eq_ignore_ascii_case(quant)).ok_or_else(|| {
+                anyhow::anyhow!("model {name:?}: {quant} is not in [ladder] types ({})", ladder.types.join(", "))
+            })?;
+            let entry = self.model(base).expect("validated");
+            return Ok(ModelSpec {
+                name: format!("{base}@{quant}"),
+                path: ladder_path(entry, quant),
+                rung_of: Some((entry.clone(), quant.clone())),
+            });
+        }
+        let entry = self
+            .model(name)
+            .ok_or_else(|| anyhow::anyhow!("[run] models names {name:?}, but no [[model]] has that name (known: {})", known()))?;
+        Ok(ModelSpec { name: entry.name.clone(), path: entry.cached_path(), rung_of: None })
     }
 
     /// Resolves a prompt name: config-defined first, then built-in, then `pN`.
@@ -245,6 +310,12 @@ impl ModelEntry {
     }
 }
 
+/// `<models dir>/derived/<base file stem>.<TYPE>.gguf`: derived files sit apart from fetched ones.
+pub fn ladder_path(base: &ModelEntry, quant: &str) -> PathBuf {
+    let stem = Path::new(&base.file).file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    models_dir().join("derived").join(format!("{stem}.{quant}.gguf"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,5 +359,35 @@ mod tests {
         assert!(e.contains("\"nope\"") && e.contains("known: m"), "{e}");
         let e = Config::parse(&GOOD.replace("\"short\"", "\"tiny\"")).unwrap_err().to_string();
         assert!(e.contains("unknown prompt set \"tiny\""), "{e}");
+        let e = Config::parse(&GOOD.replace("prompts = [\"short\", \"p512\", \"mine\"]", "prompts = []")).unwrap_err().to_string();
+        assert!(e.contains("prompts is empty"), "{e}");
+    }
+
+    const LADDER: &str = "\n[ladder]\nbase = \"m\"\ntypes = [\"F16\", \"Q8_0\", \"Q4_K_M\"]\n";
+
+    #[test]
+    fn ladder_rungs_resolve_and_say_where_they_come_from() {
+        let c = Config::parse(&format!("{}{LADDER}", GOOD.replace(r#"models = ["m"]"#, r#"models = ["m", "m@q8_0"]"#))).unwrap();
+        let rung = c.resolve_model("m@q8_0").unwrap();
+        assert_eq!(rung.name, "m@Q8_0");
+        assert!(rung.path.ends_with("derived/m.Q8_0.gguf"), "{}", rung.path.display());
+        let provenance = rung.derived_from().unwrap();
+        assert!(provenance.contains("m.gguf") && provenance.contains("b179c9523d0e"), "{provenance}");
+        assert_eq!(c.resolve_model("m").unwrap().derived_from(), None);
+    }
+
+    #[test]
+    fn ladder_mistakes_are_named() {
+        let with = |models: &str, ladder: &str| {
+            Config::parse(&format!("{}{ladder}", GOOD.replace(r#"models = ["m"]"#, models))).unwrap_err().to_string()
+        };
+        let e = with(r#"models = ["m@Q9_9"]"#, LADDER);
+        assert!(e.contains("Q9_9 is not in [ladder] types"), "{e}");
+        let e = with(r#"models = ["m"]"#, &LADDER.replace("Q4_K_M", "Q4_K_Z"));
+        assert!(e.contains("unknown quantization \"Q4_K_Z\""), "{e}");
+        let e = with(r#"models = ["m@Q8_0"]"#, "");
+        assert!(e.contains("no [ladder] section"), "{e}");
+        let e = with(r#"models = ["other@Q8_0"]"#, LADDER);
+        assert!(e.contains("made from \"m\""), "{e}");
     }
 }

@@ -263,6 +263,11 @@ pub fn validate(path: &Path) -> Result<GgufInfo, GgufError> {
     Ok(info)
 }
 
+/// The inverse of [`ftype_name`], ignoring case: `Q4_K_M` → 15.
+pub fn ftype_id(name: &str) -> Option<u32> {
+    (0..64).find(|&n| ftype_name(n).is_some_and(|known| known.eq_ignore_ascii_case(name)))
+}
+
 /// llama.cpp's name for a `general.file_type` (`llama_ftype`) number, e.g. 3 -> "Q4_1", 15 -> "Q4_K_M".
 pub fn ftype_name(file_type: u32) -> Option<&'static str> {
     Some(match file_type {

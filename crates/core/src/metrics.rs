@@ -49,7 +49,12 @@ pub struct TraceRecorder {
     token_times: Vec<Duration>,
     tokens: Vec<u32>,
     out_of_order: Option<&'static str>,
+    injected_delay: Option<Duration>,
 }
+
+/// Test-only: a real slowdown of every generated token by this many microseconds, for proving that the regression
+/// gate catches one. Never set it for a measurement you mean.
+pub const INJECT_TOKEN_DELAY_ENV: &str = "TOKBENCH_INJECT_TOKEN_DELAY_US";
 
 impl TraceRecorder {
     /// Starts the clock. `capacity` is the number of tokens expected, so the per-token path never reallocates.
@@ -62,6 +67,10 @@ impl TraceRecorder {
             token_times: Vec::with_capacity(capacity),
             tokens: Vec::with_capacity(capacity),
             out_of_order: None,
+            injected_delay: std::env::var(INJECT_TOKEN_DELAY_ENV)
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .map(Duration::from_micros),
         }
     }
 
@@ -87,6 +96,9 @@ impl TraceRecorder {
     /// Call when a generated token has been sampled.
     #[inline]
     pub fn token(&mut self, id: u32) {
+        if let Some(delay) = self.injected_delay {
+            std::thread::sleep(delay);
+        }
         let now = self.start.elapsed();
         if self.prefill_end.is_none() {
             self.out_of_order.get_or_insert("token() before prefill_done()");

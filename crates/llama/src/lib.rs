@@ -1,6 +1,8 @@
 //! llama.cpp in-process, through `llama-cpp-2`. CPU everywhere, Metal on macOS (enabled by target in Cargo.toml),
 //! CUDA with the `cuda` feature. Build flags are chosen in `.cargo/config.toml` (native CPU, as llama.cpp's own
 //! tools build) and reported per result through llama.cpp's system-info line.
+pub mod quantize;
+
 use std::ffi::CStr;
 use std::num::NonZeroU32;
 use std::path::Path;
