@@ -1,5 +1,6 @@
 //! `cargo xtask <command>`: project automation in Rust (the xtask pattern), depending only on light crates.
 mod fetch;
+mod gate;
 mod peers;
 
 use std::path::PathBuf;
@@ -25,7 +26,14 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         model: Vec<String>,
     },
-    /// The main job: fetch the config's models, then `tokbench run` (release build) with any extra arguments.
+    /// The quantization ladder of the config: fetch the base, then `tokbench quantize` (release build) with any extra
+    /// arguments, e.g. `--types Q8_0,Q4_K_M`.
+    Quantize {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// The main job: fetch the config's models, make the ladder rungs it names, then `tokbench run` (release build)
+    /// with any extra arguments.
     Run {
         #[arg(long, default_value = "tokbench.toml")]
         config: PathBuf,
@@ -40,12 +48,21 @@ enum Command {
     /// Side by side with llama.cpp's own llama-bench (built from the llama-cpp-python sdist): prefill at -p 512 and
     /// decode at -n 128 -d 512, alternating runs, medians and ratios.
     VsLlamaBench(peers::VsArgs),
+    #[command(flatten)]
+    Gate(gate::GateCommand),
 }
 
 fn main() -> ExitCode {
     let result: Result<()> = match Cli::parse().command {
+        Command::Gate(command) => return gate::run(command),
         Command::Fetch { config, model } => fetch::fetch(&config, &model).map(|_| ()),
-        Command::Run { config, args } => fetch::fetch(&config, &[]).and_then(|_| peers::cargo_tokbench(&args)),
+        Command::Quantize { args } => fetch::fetch(std::path::Path::new("tokbench.toml"), &[])
+            .and_then(|_| peers::cargo_tokbench(&[&["quantize".to_string()], &args[..]].concat())),
+        Command::Run { config, args } => fetch::fetch(&config, &[]).and_then(|_| {
+            let config_arg = ["--config".to_string(), config.display().to_string()];
+            peers::cargo_tokbench(&[&["quantize".to_string(), "--needed".to_string()], &config_arg[..]].concat())?;
+            peers::cargo_tokbench(&[&["run".to_string()], &config_arg[..], &args[..]].concat())
+        }),
         Command::Test { args } => {
             fetch::fetch(std::path::Path::new("tokbench.toml"), &[]).and_then(|paths| peers::nextest(&paths[0], &args))
         }

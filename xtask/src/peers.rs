@@ -40,19 +40,27 @@ fn cache_dir() -> PathBuf {
     home.join(".cache/tokbench/peers")
 }
 
-/// `cargo run --release -p tokbench -- run ARGS` from the workspace root.
+/// `cargo run --release -p tokbench -- ARGS` from the workspace root.
 pub fn cargo_tokbench(args: &[String]) -> Result<()> {
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["run", "--release", "--quiet", "-p", "tokbench", "--", "run"])
+        .args(["run", "--release", "--quiet", "-p", "tokbench", "--"])
         .args(args)
         .status()
         .context("cannot run cargo")?;
-    ensure!(status.success(), "tokbench run failed ({status})");
+    ensure!(status.success(), "tokbench {} failed ({status})", args.first().map_or("", String::as_str));
     Ok(())
 }
 
-/// `cargo nextest run --workspace ARGS`, with TOKBENCH_TEST_MODEL pointing at the fetched default model.
+/// `cargo build --workspace --all-targets`, then `cargo nextest run --workspace ARGS` with TOKBENCH_TEST_MODEL
+/// pointing at the fetched default model.
 pub fn nextest(model: &std::path::Path, args: &[String]) -> Result<()> {
+    // Benches are not test targets; build them (same feature set as the tests, so llama.cpp is built once) so that
+    // a change that breaks `cargo bench` fails here too.
+    run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())).args([
+        "build",
+        "--workspace",
+        "--all-targets",
+    ]))?;
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["nextest", "run", "--workspace"])
         .args(args)

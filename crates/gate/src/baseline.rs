@@ -1,0 +1,291 @@
+//! The baseline store: `baselines/<machine class>/<benchmark file>.json`, one pretty JSON per benchmark, holding the
+//! whole [`BenchmarkResult`] (raw samples included, so any rule can re-judge it) and where it came from.
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, ensure, Context, Result};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokbench_core::machine::Machine;
+use tokbench_core::schema::{write_json_atomic, BenchmarkResult, RunResults, SCHEMA_VERSION};
+
+pub const FORMAT: &str = "tokbench-baseline";
+/// Bump on any change an older reader would misread.
+pub const BASELINE_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    pub format: String,
+    pub baseline_version: u32,
+    /// The results schema version `benchmark` follows.
+    pub schema_version: u32,
+    pub provenance: Provenance,
+    pub benchmark: BenchmarkResult,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Provenance {
+    /// The project's commit the samples were measured at (None outside git).
+    pub commit: Option<String>,
+    pub branch: Option<String>,
+    pub dirty: Option<bool>,
+    /// When the samples were measured (the results file's `created_at`), RFC 3339.
+    pub measured_at: String,
+    /// When they were blessed, RFC 3339.
+    pub blessed_at: String,
+    pub tokbench_version: String,
+    pub machine: Machine,
+}
+
+/// Every baseline of one machine class, by benchmark id.
+#[derive(Debug, Clone, Default)]
+pub struct BaselineSet {
+    /// Where they were read from, for messages: a directory or `<ref>:<path>`.
+    pub source: String,
+    pub by_id: BTreeMap<String, Baseline>,
+}
+
+/// A baseline directory must be a plain name: results files are input, and their class key becomes a path.
+pub fn check_class_key(key: &str) -> Result<()> {
+    ensure!(
+        !key.is_empty()
+            && !key.starts_with('.')
+            && key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.')),
+        "machine class key {key:?} is not a plain lowercase name; the results file is damaged"
+    );
+    Ok(())
+}
+
+/// File name for a benchmark id: readable and injective. `/` becomes `+`; letters, digits, `.`, `-`, `_` stay; any
+/// other byte (including `+` and `%`) becomes `%XX`; a leading `.` is escaped too (no hidden files, no `..`).
+/// Names that would exceed 200 bytes are cut and suffixed with a hash of the id.
+pub fn file_name(id: &str) -> String {
+    let mut out = String::with_capacity(id.len() + 5);
+    for (i, b) in id.bytes().enumerate() {
+        match b {
+            b'/' => out.push('+'),
+            b'.' if i == 0 => out.push_str("%2E"),
+            b if b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_') => out.push(b as char),
+            b => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    if out.is_empty() {
+        out.push_str("%00");
+    }
+    if out.len() > 200 {
+        let hash = Sha256::digest(id.as_bytes());
+        let hex: String = hash[..8].iter().map(|b| format!("{b:02x}")).collect();
+        out.truncate(180);
+        out.push('~');
+        out.push_str(&hex);
+    }
+    out.push_str(".json");
+    out
+}
+
+fn now_rfc3339() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string()
+}
+
+impl Baseline {
+    pub fn from_results(results: &RunResults, benchmark: &BenchmarkResult) -> Baseline {
+        Baseline {
+            format: FORMAT.into(),
+            baseline_version: BASELINE_VERSION,
+            schema_version: results.schema_version,
+            provenance: Provenance {
+                commit: results.git.as_ref().map(|g| g.commit.clone()),
+                branch: results.git.as_ref().and_then(|g| g.branch.clone()),
+                dirty: results.git.as_ref().map(|g| g.dirty),
+                measured_at: results.created_at.clone(),
+                blessed_at: now_rfc3339(),
+                tokbench_version: results.tokbench_version.clone(),
+                machine: results.machine.clone(),
+            },
+            benchmark: benchmark.clone(),
+        }
+    }
+
+    /// Parses one baseline file's bytes; `label` names it in errors (a path, or `<ref>:<path>`).
+    pub fn parse(label: &str, bytes: &[u8]) -> Result<Baseline> {
+        let fix = "restore it (`git checkout -- <file>`) or re-bless on this machine with `cargo xtask bless`";
+        let value: serde_json::Value = serde_json::from_slice(bytes)
+            .with_context(|| format!("baseline {label} is not valid JSON (corrupt?): {fix}"))?;
+        if value.get("format").and_then(|v| v.as_str()) != Some(FORMAT) {
+            bail!("{label} is not a tokbench baseline (no \"format\": \"{FORMAT}\"): remove it from the baseline directory or {fix}");
+        }
+        let bv = value.get("baseline_version").and_then(|v| v.as_u64());
+        let sv = value.get("schema_version").and_then(|v| v.as_u64());
+        if bv != Some(BASELINE_VERSION as u64) || sv != Some(SCHEMA_VERSION as u64) {
+            bail!(
+                "baseline {label} has baseline format {} and results schema {}, this tokbench reads format \
+                 {BASELINE_VERSION} and schema {SCHEMA_VERSION}: re-bless it with `cargo xtask bless` (after \
+                 `cargo xtask run`) on this machine",
+                bv.map_or("?".into(), |v| v.to_string()),
+                sv.map_or("?".into(), |v| v.to_string())
+            );
+        }
+        serde_json::from_value(value)
+            .with_context(|| format!("baseline {label} does not match the baseline schema (corrupt or edited?): {fix}"))
+    }
+}
+
+impl BaselineSet {
+    /// Parses `(label, bytes)` pairs of one class directory; duplicate ids are an error.
+    pub fn from_files(source: String, files: Vec<(String, Vec<u8>)>) -> Result<BaselineSet> {
+        let mut set = BaselineSet { source, by_id: BTreeMap::new() };
+        for (label, bytes) in files {
+            let b = Baseline::parse(&label, &bytes)?;
+            let id = b.benchmark.id.clone();
+            ensure!(
+                !set.by_id.contains_key(&id),
+                "two baseline files in {} hold benchmark {id:?}; remove one",
+                set.source
+            );
+            set.by_id.insert(id, b);
+        }
+        Ok(set)
+    }
+
+    /// Reads `dir` (every `*.json` directly in it). A directory that does not exist is an empty set.
+    pub fn load_dir(dir: &Path) -> Result<BaselineSet> {
+        let mut files = Vec::new();
+        if dir.exists() {
+            for path in json_files(dir)? {
+                let bytes = std::fs::read(&path).with_context(|| format!("cannot read baseline {}", path.display()))?;
+                files.push((path.display().to_string(), bytes));
+            }
+        }
+        Self::from_files(dir.display().to_string(), files)
+    }
+
+    /// Machine classes the baselines were measured on (normally exactly one).
+    pub fn classes(&self) -> Vec<String> {
+        let mut c: Vec<String> = self.by_id.values().map(|b| b.provenance.machine.class_key.clone()).collect();
+        c.sort();
+        c.dedup();
+        c
+    }
+}
+
+/// `*.json` files directly in `dir`, sorted.
+pub fn json_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read directory {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_file() && path.extension().is_some_and(|e| e == "json") {
+            out.push(path);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Class directories present under a baselines root.
+pub fn classes_in(root: &Path) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| e.file_name().to_str().map(String::from))
+        .collect();
+    out.sort();
+    out
+}
+
+/// What [`bless`] did.
+#[derive(Debug, Default, PartialEq)]
+pub struct BlessOutcome {
+    pub dir: PathBuf,
+    pub written: Vec<String>,
+    pub kept: Vec<String>,
+    pub pruned: Vec<String>,
+}
+
+/// Writes every benchmark of `results` as the baseline of its id under `root/<class>/`, each file atomically.
+/// Baselines of benchmarks not in `results` are kept unless `prune`.
+pub fn bless(results: &RunResults, root: &Path, prune: bool) -> Result<BlessOutcome> {
+    check_class_key(&results.machine.class_key)?;
+    ensure!(!results.benchmarks.is_empty(), "the results file has no benchmarks to bless");
+    let dir = root.join(&results.machine.class_key);
+    // Read what is there first: a corrupt existing baseline is reported, never silently overwritten or pruned.
+    let existing = BaselineSet::load_dir(&dir)?;
+    let mut out = BlessOutcome { dir: dir.clone(), ..Default::default() };
+    for b in &results.benchmarks {
+        ensure!(!b.runs.is_empty(), "benchmark {} has no runs to bless", b.id);
+        write_json_atomic(&dir.join(file_name(&b.id)), &Baseline::from_results(results, b))?;
+        out.written.push(b.id.clone());
+    }
+    for (id, _) in existing.by_id {
+        if results.benchmarks.iter().any(|b| b.id == id) {
+            continue;
+        }
+        if prune {
+            let path = dir.join(file_name(&id));
+            std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+            out.pruned.push(id);
+        } else {
+            out.kept.push(id);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_are_safe_readable_and_distinct() {
+        assert_eq!(
+            file_name("llama.cpp/smollm2-135m-instruct-q4_1/Q4_1/short/t2"),
+            "llama.cpp+smollm2-135m-instruct-q4_1+Q4_1+short+t2.json"
+        );
+        assert_eq!(file_name("../../etc/passwd"), "%2E.+..+etc+passwd.json");
+        assert_eq!(file_name("a+b"), "a%2Bb.json");
+        assert_ne!(file_name("a/b"), file_name("a+b"));
+        assert_eq!(file_name("<script>"), "%3Cscript%3E.json");
+        assert_eq!(file_name(""), "%00.json");
+        let long = file_name(&"x/".repeat(300));
+        assert!(long.len() <= 200 + 5 + 17 && long.ends_with(".json"), "{long}");
+        assert_ne!(long, file_name(&"x/".repeat(301)));
+        for name in [file_name("a\\b:c*d?e\"f|g"), file_name("é/ü")] {
+            assert!(name.bytes().all(|b| b.is_ascii_alphanumeric() || b".-_+%~".contains(&b)), "{name}");
+        }
+    }
+
+    #[test]
+    fn class_keys_must_be_plain_names() {
+        assert!(check_class_key("amd-epyc-2c-24g-linux-x86_64").is_ok());
+        for bad in ["", "..", "../x", "a/b", "A B"] {
+            assert!(check_class_key(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn parse_rejects_garbage_foreign_and_other_versions_with_the_fix() {
+        let e = format!("{:#}", Baseline::parse("b.json", b"{not json").unwrap_err());
+        assert!(e.contains("b.json") && e.contains("corrupt") && e.contains("cargo xtask bless"), "{e}");
+        let e = format!("{:#}", Baseline::parse("b.json", br#"{"x": 1}"#).unwrap_err());
+        assert!(e.contains("not a tokbench baseline"), "{e}");
+        let e = format!(
+            "{:#}",
+            Baseline::parse(
+                "b.json",
+                br#"{"format": "tokbench-baseline", "baseline_version": 1, "schema_version": 7}"#
+            )
+            .unwrap_err()
+        );
+        assert!(e.contains("schema 7") && e.contains("re-bless"), "{e}");
+        let e = format!(
+            "{:#}",
+            Baseline::parse(
+                "b.json",
+                br#"{"format": "tokbench-baseline", "baseline_version": 1, "schema_version": 1}"#
+            )
+            .unwrap_err()
+        );
+        assert!(e.contains("does not match the baseline schema"), "{e}");
+    }
+}

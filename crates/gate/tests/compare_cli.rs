@@ -1,0 +1,146 @@
+//! `bless` and `compare` as CI runs them, in-process, on result sets built from a real results file.
+mod common;
+
+use std::time::Instant;
+
+use common::*;
+use tokbench_gate::rule::Verdict;
+
+#[test]
+fn bless_then_compare_unchanged_passes_and_a_slowdown_fails_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = write(&many(3, |_| None), &dir.path().join("base.json"));
+    let e = bless(&base, &dir.path().join("baselines"), false);
+    assert_eq!(e.code, 0, "{}", e.message);
+    let class = real().machine.class_key;
+    let files = std::fs::read_dir(dir.path().join("baselines").join(&class)).unwrap().count();
+    assert_eq!(files, 3);
+
+    // The very same samples: nothing moved.
+    let same = compare(dir.path(), &base, &[]);
+    assert_eq!(same.code, 0, "{}", same.message);
+    let report = same.report.unwrap();
+    assert!(report.benchmarks.iter().all(|b| b.verdict == Verdict::Unchanged), "{}", same.message);
+
+    // b001 decodes 30% slower.
+    let mut slow = many(3, |_| None);
+    scale_decode(&mut slow.benchmarks[1], 0.7);
+    let cur = write(&slow, &dir.path().join("slow.json"));
+    let e = compare(dir.path(), &cur, &[]);
+    assert_eq!(e.code, 1, "{}", e.message);
+    assert!(e.message.contains("regressed: ") && e.message.contains("/b001 decode t/s"), "{}", e.message);
+    assert!(!e.message.contains("/b000 decode"), "{}", e.message);
+    let r = e.report.unwrap();
+    assert_eq!(r.regressions().len(), 1);
+    // All three reports are written.
+    for f in ["gate.md", "gate.json", "gate.html"] {
+        assert!(dir.path().join("out").join(f).is_file(), "{f}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("out/gate.json")).unwrap()).unwrap();
+    assert_eq!(json["outcome"], "fail");
+}
+
+#[test]
+fn new_and_missing_benchmarks_do_not_fail_and_bless_keeps_or_prunes() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("baselines");
+    let ab = write(&many(2, |i| Some(["x/a", "x/b"][i].into())), &dir.path().join("ab.json"));
+    assert_eq!(bless(&ab, &root, false).code, 0);
+    let bc = write(&many(2, |i| Some(["x/b", "x/c"][i].into())), &dir.path().join("bc.json"));
+    let e = compare(dir.path(), &bc, &[]);
+    assert_eq!(e.code, 0, "{}", e.message);
+    let r = e.report.unwrap();
+    let verdict = |id: &str| r.benchmarks.iter().find(|b| b.id == id).unwrap().verdict;
+    assert_eq!((verdict("x/a"), verdict("x/b"), verdict("x/c")), (Verdict::Missing, Verdict::Unchanged, Verdict::New));
+
+    // Blessing b, c keeps a unless --prune.
+    let e = bless(&bc, &root, false);
+    assert!(e.message.contains("kept 1"), "{}", e.message);
+    let class_dir = root.join(real().machine.class_key);
+    assert!(class_dir.join("x+a.json").is_file());
+    let e = bless(&bc, &root, true);
+    assert!(e.message.contains("pruned x/a"), "{}", e.message);
+    assert!(!class_dir.join("x+a.json").exists() && class_dir.join("x+c.json").is_file());
+}
+
+#[test]
+fn bad_inputs_exit_2_naming_the_file_and_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("baselines");
+    let res = write(&many(2, |_| None), &dir.path().join("r.json"));
+    assert_eq!(bless(&res, &root, false).code, 0);
+    let class_dir = root.join(real().machine.class_key);
+    let victim = std::fs::read_dir(&class_dir).unwrap().next().unwrap().unwrap().path();
+    let original = std::fs::read_to_string(&victim).unwrap();
+
+    // Truncated baseline.
+    std::fs::write(&victim, &original[..original.len() / 2]).unwrap();
+    let e = compare(dir.path(), &res, &[]);
+    assert_eq!(e.code, 2);
+    assert!(e.message.contains(victim.to_str().unwrap()) && e.message.contains("cargo xtask bless"), "{}", e.message);
+
+    // Another schema version.
+    std::fs::write(&victim, original.replacen("\"schema_version\": 1", "\"schema_version\": 99", 1)).unwrap();
+    let e = compare(dir.path(), &res, &[]);
+    assert_eq!(e.code, 2);
+    assert!(e.message.contains("schema 99") && e.message.contains("re-bless"), "{}", e.message);
+    std::fs::write(&victim, &original).unwrap();
+    assert_eq!(compare(dir.path(), &res, &[]).code, 0);
+
+    // Missing and corrupt results.
+    let e = compare(dir.path(), &dir.path().join("nope.json"), &[]);
+    assert!(e.code == 2 && e.message.contains("cargo xtask run"), "{}", e.message);
+    std::fs::write(dir.path().join("bad.json"), "{").unwrap();
+    let e = compare(dir.path(), &dir.path().join("bad.json"), &[]);
+    assert!(e.code == 2 && e.message.contains("bad.json"), "{}", e.message);
+
+    // Baselines only for another machine class: refused unless allowed.
+    std::fs::rename(&class_dir, root.join("other-machine-8c-16g-macos-aarch64")).unwrap();
+    let e = compare(dir.path(), &res, &[]);
+    assert_eq!(e.code, 2);
+    assert!(
+        e.message.contains("other-machine-8c-16g-macos-aarch64") && e.message.contains("--allow-machine-mismatch"),
+        "{}",
+        e.message
+    );
+    let e = compare(dir.path(), &res, &["--allow-machine-mismatch"]);
+    assert_eq!(e.code, 0, "{}", e.message);
+}
+
+#[test]
+fn step_summary_is_appended() {
+    let dir = tempfile::tempdir().unwrap();
+    let res = write(&many(1, |_| None), &dir.path().join("r.json"));
+    bless(&res, &dir.path().join("baselines"), false);
+    let summary = dir.path().join("summary.md");
+    std::fs::write(&summary, "earlier step\n").unwrap();
+    // nextest runs each test in its own process, so setting the variable here touches no other test.
+    std::env::set_var("GITHUB_STEP_SUMMARY", &summary);
+    let e = compare(dir.path(), &res, &[]);
+    std::env::remove_var("GITHUB_STEP_SUMMARY");
+    assert_eq!(e.code, 0);
+    let text = std::fs::read_to_string(&summary).unwrap();
+    assert!(text.starts_with("earlier step\n") && text.contains("tokbench regression gate: ✅ pass"), "{text}");
+}
+
+#[test]
+fn a_hundred_benchmarks_compare_in_under_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let res = write(&many(100, |_| None), &dir.path().join("r.json"));
+    bless(&res, &dir.path().join("baselines"), false);
+    let mut cur = many(100, |_| None);
+    scale_decode(&mut cur.benchmarks[42], 0.5);
+    let cur = write(&cur, &dir.path().join("c.json"));
+    let t = Instant::now();
+    let e = compare(dir.path(), &cur, &[]);
+    let took = t.elapsed();
+    println!("compare of 100 benchmarks × 4 metrics, reports included: {took:?}");
+    assert_eq!(e.code, 1, "{}", e.message);
+    assert_eq!(
+        e.report.unwrap().regressions(),
+        vec![(format!("{}/b042", real().benchmarks[0].id), "decode t/s".to_string())]
+    );
+    // Debug builds are several times slower than `cargo xtask`'s; still well inside a second.
+    assert!(took.as_secs_f64() < 1.0, "took {took:?}");
+}

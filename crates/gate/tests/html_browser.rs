@@ -1,0 +1,215 @@
+//! The HTML report in a real browser: headless Chromium driven through chromedriver's W3C WebDriver HTTP API on
+//! 127.0.0.1. It must render with no console errors, sort its table on a header click, and show a benchmark named
+//! `<script>…` as text. Chromium missing is a failure, not a skip: `.ci/run` installs it.
+mod common;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{json, Value};
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+fn find(candidates: &[&str]) -> Option<PathBuf> {
+    candidates.iter().map(PathBuf::from).find(|p| p.is_file())
+}
+
+struct Driver {
+    child: Child,
+    base: String,
+    agent: ureq::Agent,
+    session: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        let hint = "install them with `bash .ci/run` (CI does) or `apt-get install chromium chromium-driver`";
+        let chromium = find(&["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"])
+            .unwrap_or_else(|| panic!("headless Chromium is not installed: {hint}"));
+        let driver = find(&["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"])
+            .unwrap_or_else(|| panic!("chromedriver is not installed: {hint}"));
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let child = Command::new(&driver)
+            .arg(format!("--port={port}"))
+            .arg("--allowed-ips=127.0.0.1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", driver.display()));
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        let base = format!("http://127.0.0.1:{port}");
+        let t = Instant::now();
+        loop {
+            let ready = agent
+                .get(format!("{base}/status"))
+                .call()
+                .ok()
+                .and_then(|mut r| r.body_mut().read_to_string().ok())
+                .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+                .is_some_and(|v| v["value"]["ready"] == true);
+            if ready {
+                break;
+            }
+            assert!(t.elapsed() < Duration::from_secs(30), "chromedriver did not become ready on port {port}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let profile = tempfile::tempdir().unwrap();
+        let mut d = Driver { child, base, agent, session: String::new(), _profile: profile };
+        let args = [
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-dev-shm-usage",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([format!("--user-data-dir={}", d._profile.path().display())])
+        .collect::<Vec<_>>();
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {"binary": chromium, "args": args},
+            "goog:loggingPrefs": {"browser": "ALL"}
+        }}});
+        let v = d.call("POST", "/session", Some(caps));
+        d.session = v["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {v}")).to_string();
+        d
+    }
+
+    /// One WebDriver command; returns the response's `value`, panicking on a WebDriver error.
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let v = self.try_call(method, path, body);
+        assert!(v.get("error").is_none(), "{method} {path}: {v}");
+        v
+    }
+
+    fn try_call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}{path}", self.base);
+        let resp = match (method, body) {
+            ("GET", _) => self.agent.get(&url).call(),
+            ("DELETE", _) => self.agent.delete(&url).call(),
+            (_, b) => self
+                .agent
+                .post(&url)
+                .header("Content-Type", "application/json")
+                .send(b.unwrap_or_else(|| json!({})).to_string()),
+        };
+        let text = resp.unwrap_or_else(|e| panic!("{method} {path}: {e}")).body_mut().read_to_string().unwrap();
+        serde_json::from_str::<Value>(&text).unwrap_or_else(|_| panic!("{method} {path}: not JSON: {text}"))["value"]
+            .clone()
+    }
+
+    fn s(&self, rest: &str) -> String {
+        format!("/session/{}{rest}", self.session)
+    }
+
+    fn script(&self, js: &str) -> Value {
+        self.call("POST", &self.s("/execute/sync"), Some(json!({"script": js, "args": []})))
+    }
+
+    fn click(&self, css: &str) {
+        let el = self.call("POST", &self.s("/element"), Some(json!({"using": "css selector", "value": css})));
+        let id = el[ELEMENT].as_str().unwrap().to_string();
+        self.call("POST", &self.s(&format!("/element/{id}/click")), Some(json!({})));
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if !self.session.is_empty() {
+            let _ = self.try_call("DELETE", &self.s(""), None);
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn report(dir: &Path) -> PathBuf {
+    let evil = "x/<script>alert(1)</script>";
+    let mut base = many(4, |i| (i == 3).then(|| evil.to_string()));
+    base.benchmarks[2].model.name = "<img src=x onerror=alert(2)>".into();
+    let base_file = write(&base, &dir.join("base.json"));
+    assert_eq!(bless(&base_file, &dir.join("baselines"), false).code, 0);
+    let mut cur = base.clone();
+    scale_decode(&mut cur.benchmarks[1], 0.5);
+    scale_decode(&mut cur.benchmarks[2], 1.6);
+    scale_decode(&mut cur.benchmarks[3], 0.9);
+    let e = compare(dir, &write(&cur, &dir.join("cur.json")), &[]);
+    assert_eq!(e.code, 1, "{}", e.message);
+    dir.join("out/gate.html")
+}
+
+fn column(d: &Driver, col: usize, attr: bool) -> Vec<Value> {
+    let js = if attr {
+        format!("return Array.from(document.querySelectorAll('#results tbody tr')).map(r => {{ const v = r.cells[{col}].getAttribute('data-v'); return v === '' ? null : parseFloat(v); }});")
+    } else {
+        format!("return Array.from(document.querySelectorAll('#results tbody tr')).map(r => r.cells[{col}].textContent.trim().toLowerCase());")
+    };
+    d.script(&js).as_array().unwrap().clone()
+}
+
+fn sorted_nums(vals: &[Value], asc: bool) -> bool {
+    let nums: Vec<f64> = vals.iter().filter_map(Value::as_f64).collect();
+    // Blanks sort last in either direction.
+    let first_blank = vals.iter().position(Value::is_null).unwrap_or(vals.len());
+    vals[first_blank..].iter().all(Value::is_null)
+        && nums.windows(2).all(|w| if asc { w[0] <= w[1] } else { w[0] >= w[1] })
+}
+
+#[test]
+fn report_renders_sorts_and_keeps_hostile_names_as_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let html = report(dir.path());
+    let d = Driver::start();
+    d.call("POST", &d.s("/url"), Some(json!({"url": format!("file://{}", html.display())})));
+
+    // Rendered, and our one script ran to its end.
+    assert_eq!(d.script("return document.title;"), json!("tokbench regression gate: fail"));
+    assert_eq!(d.script("return document.body.getAttribute('data-ready');"), json!("1"));
+    assert_eq!(d.script("return document.querySelectorAll('#results tbody tr').length;"), json!(16));
+    assert!(d.script("return document.querySelectorAll('svg').length;").as_u64().unwrap() >= 3);
+
+    // Hostile names stay text: no extra script, no injected element, no alert, the literal text is shown.
+    assert_eq!(d.script("return document.scripts.length;"), json!(1));
+    assert_eq!(d.script("return document.querySelectorAll('img').length;"), json!(0));
+    let texts = d.script("return Array.from(document.querySelectorAll('td.id')).map(td => td.textContent);");
+    assert!(texts.as_array().unwrap().iter().any(|t| t == "x/<script>alert(1)</script>"), "{texts}");
+    let titles = d.script("return Array.from(document.querySelectorAll('td.id')).map(td => td.title).join(' ');");
+    assert!(titles.as_str().unwrap().contains("<img src=x onerror=alert(2)>"), "{titles}");
+    let alert = d.try_call("GET", &d.s("/alert/text"), None);
+    assert_eq!(alert["error"], "no such alert", "a dialog opened: {alert}");
+
+    // Sorting: Δ (column 5) ascending, then descending; benchmark (column 0) as text.
+    let before = column(&d, 5, true);
+    d.click("#results th:nth-child(6)");
+    let asc = column(&d, 5, true);
+    assert!(sorted_nums(&asc, true), "ascending: {asc:?}");
+    assert_ne!(before, asc, "clicking the header changed nothing: {before:?}");
+    assert_eq!(
+        d.script("return document.querySelector('#results th:nth-child(6)').getAttribute('aria-sort');"),
+        json!("ascending")
+    );
+    d.click("#results th:nth-child(6)");
+    let desc = column(&d, 5, true);
+    assert!(sorted_nums(&desc, false), "descending: {desc:?}");
+    d.click("#results th:nth-child(1)");
+    let ids: Vec<String> = column(&d, 0, false).iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    assert!(ids.windows(2).all(|w| w[0] <= w[1]), "{ids:?}");
+
+    // No console errors (chromedriver keeps the browser log for goog:loggingPrefs).
+    let log = d.call("POST", &d.s("/se/log"), Some(json!({"type": "browser"})));
+    let severe: Vec<&Value> = log.as_array().unwrap().iter().filter(|e| e["level"] == "SEVERE").collect();
+    assert!(severe.is_empty(), "console errors: {severe:?}");
+}

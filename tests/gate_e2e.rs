@@ -1,0 +1,105 @@
+//! The regression gate end to end on the real model: real `tokbench run`s, bless, compare (in-process, as
+//! `cargo xtask compare` runs it). Unchanged code passes; a real per-token slowdown fails naming the benchmark and
+//! metric; `--confirm` clears a slowdown that does not reproduce; broken baselines are input errors.
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tokbench_gate::cli::{run_bless, run_compare, BlessArgs, CompareArgs, Exit};
+
+/// Tiny on purpose: the gate's statistics need 5 runs per side, not long generations.
+const RUN_ARGS: [&str; 10] = ["--prompt", "short", "-n", "32", "--runs", "5", "--warmup", "1", "--threads", "2"];
+
+fn tokbench_run(model: &Path, out: &Path, token_delay_us: Option<u64>) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokbench"));
+    cmd.arg("run").arg("--model").arg(model).args(RUN_ARGS).arg("--quiet").arg("-o").arg(out);
+    cmd.env_remove(tokbench_core::metrics::INJECT_TOKEN_DELAY_ENV);
+    if let Some(us) = token_delay_us {
+        cmd.env(tokbench_core::metrics::INJECT_TOKEN_DELAY_ENV, us.to_string());
+    }
+    let o = cmd.output().expect("tokbench starts");
+    assert!(o.status.success(), "tokbench run failed: {}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn compare(dir: &Path, results: &Path, extra: &[&str]) -> Exit {
+    let (root, out, config) = (dir.join("baselines"), dir.join("out"), common::repo_root().join("gate.toml"));
+    let mut args: Vec<String> = ["compare", "--results"].map(String::from).to_vec();
+    args.push(results.display().to_string());
+    for (flag, value) in [("--baselines-root", &root), ("--out", &out), ("--gate-config", &config)] {
+        args.push(flag.into());
+        args.push(value.display().to_string());
+    }
+    args.extend(["--history-limit", "0"].map(String::from));
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let exit = run_compare(&CompareArgs::try_parse_from_args(&args));
+    println!("compare {extra:?} → exit {}\n{}", exit.code, exit.message);
+    exit
+}
+
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| s.to_string()).collect()
+}
+
+trait ParseFrom: Sized {
+    fn try_parse_from_args(args: &[String]) -> Self;
+}
+
+impl<T: clap::Parser> ParseFrom for T {
+    fn try_parse_from_args(args: &[String]) -> Self {
+        T::try_parse_from(args).unwrap()
+    }
+}
+
+#[test]
+fn gate_passes_unchanged_code_and_fails_a_real_slowdown() {
+    let model = common::default_model();
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str| -> PathBuf { dir.path().join(name) };
+
+    tokbench_run(&model, &file("base.json"), None);
+    let (base, root) = (file("base.json").display().to_string(), dir.path().join("baselines").display().to_string());
+    let blessed =
+        run_bless(&BlessArgs::try_parse_from_args(&strings(&["bless", "--results", &base, "--baselines-root", &root])));
+    assert_eq!(blessed.code, 0, "{}", blessed.message);
+
+    // Unchanged code, fresh samples: passes. --confirm re-runs any suspect with the same settings, so a noisy
+    // session on a shared machine does not fail the gate on its own.
+    tokbench_run(&model, &file("same.json"), None);
+    let mut confirm: Vec<String> =
+        vec!["--confirm".into(), "--confirm-runner".into(), env!("CARGO_BIN_EXE_tokbench").into()];
+    for a in ["--model", model.to_str().unwrap()].iter().chain(RUN_ARGS.iter()) {
+        confirm.push(format!("--confirm-arg={a}"));
+    }
+    let confirm: Vec<&str> = confirm.iter().map(String::as_str).collect();
+    let e = compare(dir.path(), &file("same.json"), &confirm);
+    assert_eq!(e.code, 0, "unchanged code failed the gate:\n{}", e.message);
+
+    // Every token 15 ms slower (a real sleep in the token path): decode rate far below the 5% threshold.
+    tokbench_run(&model, &file("slow.json"), Some(15_000));
+    let e = compare(dir.path(), &file("slow.json"), &[]);
+    assert_eq!(e.code, 1, "a clear slowdown passed:\n{}", e.message);
+    let id = tokbench_core::schema::RunResults::read(&file("base.json")).unwrap().benchmarks[0].id.clone();
+    assert!(e.message.contains(&format!("regressed: {id} decode t/s")), "{}", e.message);
+
+    // The same slowdown with --confirm, whose re-run has no injected delay: the regression does not reproduce, so
+    // the gate passes; the report records the re-run.
+    let e = compare(dir.path(), &file("slow.json"), &confirm);
+    assert_eq!(e.code, 0, "{}", e.message);
+    let report = e.report.unwrap();
+    let rejudged = report.benchmarks.iter().flat_map(|b| &b.metrics).filter(|m| m.confirmation.is_some()).count();
+    assert!(rejudged >= 1, "the suspect was not re-judged on fresh samples:\n{}", e.message);
+
+    // A corrupted baseline and a baseline of another schema are input errors naming the file and the fix.
+    let class_dir = std::fs::read_dir(dir.path().join("baselines")).unwrap().next().unwrap().unwrap().path();
+    let baseline = std::fs::read_dir(&class_dir).unwrap().next().unwrap().unwrap().path();
+    let original = std::fs::read_to_string(&baseline).unwrap();
+    std::fs::write(&baseline, &original[..original.len() / 3]).unwrap();
+    let e = compare(dir.path(), &file("same.json"), &[]);
+    assert_eq!(e.code, 2, "{}", e.message);
+    assert!(e.message.contains(baseline.to_str().unwrap()) && e.message.contains("cargo xtask bless"), "{}", e.message);
+    std::fs::write(&baseline, original.replacen("\"baseline_version\": 1", "\"baseline_version\": 2", 1)).unwrap();
+    let e = compare(dir.path(), &file("same.json"), &[]);
+    assert_eq!(e.code, 2, "{}", e.message);
+    assert!(e.message.contains("baseline format 2") && e.message.contains("re-bless"), "{}", e.message);
+}
