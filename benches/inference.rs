@@ -50,9 +50,22 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 /// Criterion's positional filter from `cargo bench -- FILTER`, if any (options that take a value are skipped).
 fn criterion_filter() -> Option<regex::Regex> {
     const WITH_VALUE: [&str; 16] = [
-        "--save-baseline", "-s", "--baseline", "-b", "--baseline-lenient", "--load-baseline", "--sample-size",
-        "--warm-up-time", "--measurement-time", "--nresamples", "--noise-threshold", "--confidence-level",
-        "--significance-level", "--profile-time", "--color", "--output-format",
+        "--save-baseline",
+        "-s",
+        "--baseline",
+        "-b",
+        "--baseline-lenient",
+        "--load-baseline",
+        "--sample-size",
+        "--warm-up-time",
+        "--measurement-time",
+        "--nresamples",
+        "--noise-threshold",
+        "--confidence-level",
+        "--significance-level",
+        "--profile-time",
+        "--color",
+        "--output-format",
     ];
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -91,9 +104,8 @@ fn main() -> anyhow::Result<()> {
 
     let mut ttft = Criterion::default().with_measurement(Ttft).configure_from_args();
     let mut decode = Criterion::default().with_measurement(DecodeTime).configure_from_args();
-    let mut ram = Criterion::default()
-        .with_measurement(PeakRam { reference_bytes: current_rss_bytes()? })
-        .configure_from_args();
+    let mut ram =
+        Criterion::default().with_measurement(PeakRam { reference_bytes: current_rss_bytes()? }).configure_from_args();
     let mut results = runner::new_results();
 
     for backend_name in &matrix.backends {
@@ -105,7 +117,18 @@ fn main() -> anyhow::Result<()> {
                 let ids: Vec<_> = matrix
                     .prompts
                     .iter()
-                    .map(|s| (s, benchmark_id(backend.name(), &model_info.name, &model_info.quantization, &s.name(), threads)))
+                    .map(|s| {
+                        (
+                            s,
+                            benchmark_id(
+                                backend.name(),
+                                &model_info.name,
+                                &model_info.quantization,
+                                &s.name(),
+                                threads,
+                            ),
+                        )
+                    })
                     .filter(|(_, id)| matrix.selected(id) && wanted(id))
                     .collect();
                 if listing {
@@ -128,7 +151,8 @@ fn main() -> anyhow::Result<()> {
                     let mut bank = SampleBank::new(model.as_mut(), &prompt, matrix.plan.sampling, matrix.plan.warmup);
                     let estimate = bank.warm_up()?.clone();
                     let decode_ns = |r: &tokbench_core::schema::RunSample| 1e9 / r.decode_tps.unwrap_or(f64::INFINITY);
-                    let ram_bytes = |r: &tokbench_core::schema::RunSample| r.rss_peak_bytes.saturating_sub(load.rss_before_bytes);
+                    let ram_bytes =
+                        |r: &tokbench_core::schema::RunSample| r.rss_peak_bytes.saturating_sub(load.rss_before_bytes);
 
                     let mut g = ttft.benchmark_group("ttft");
                     configure(&mut g, samples, estimate.e2e_s);

@@ -127,7 +127,13 @@ pub fn main() -> Result<()> {
             if types.is_empty() {
                 let ladder = config.ladder.as_ref().map(|l| l.types.clone()).unwrap_or_default();
                 types = if args.needed {
-                    let used: Vec<String> = config.run.models.iter().filter_map(|m| m.split_once('@')).map(|(_, t)| t.to_string()).collect();
+                    let used: Vec<String> = config
+                        .run
+                        .models
+                        .iter()
+                        .filter_map(|m| m.split_once('@'))
+                        .map(|(_, t)| t.to_string())
+                        .collect();
                     ladder.into_iter().filter(|t| used.iter().any(|u| u.eq_ignore_ascii_case(t))).collect()
                 } else {
                     ladder

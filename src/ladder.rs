@@ -13,7 +13,13 @@ use tokbench_core::gguf;
 const FULL_PRECISION: [&str; 3] = ["F16", "BF16", "F32"];
 
 /// Makes the given rungs (names as in `[ladder] types`). Returns the paths, in the order asked.
-pub fn make(config: &Config, types: &[String], threads: usize, force: bool, show_progress: bool) -> Result<Vec<PathBuf>> {
+pub fn make(
+    config: &Config,
+    types: &[String],
+    threads: usize,
+    force: bool,
+    show_progress: bool,
+) -> Result<Vec<PathBuf>> {
     let Some(ladder) = &config.ladder else { bail!("the config has no [ladder] section: nothing to quantize") };
     let base = config.model(&ladder.base).expect("validated by Config");
     let base_path = base.cached_path();

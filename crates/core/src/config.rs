@@ -254,9 +254,9 @@ impl Config {
                 rung_of: Some((entry.clone(), quant.clone())),
             });
         }
-        let entry = self
-            .model(name)
-            .ok_or_else(|| anyhow::anyhow!("[run] models names {name:?}, but no [[model]] has that name (known: {})", known()))?;
+        let entry = self.model(name).ok_or_else(|| {
+            anyhow::anyhow!("[run] models names {name:?}, but no [[model]] has that name (known: {})", known())
+        })?;
         Ok(ModelSpec { name: entry.name.clone(), path: entry.cached_path(), rung_of: None })
     }
 
@@ -359,7 +359,9 @@ mod tests {
         assert!(e.contains("\"nope\"") && e.contains("known: m"), "{e}");
         let e = Config::parse(&GOOD.replace("\"short\"", "\"tiny\"")).unwrap_err().to_string();
         assert!(e.contains("unknown prompt set \"tiny\""), "{e}");
-        let e = Config::parse(&GOOD.replace("prompts = [\"short\", \"p512\", \"mine\"]", "prompts = []")).unwrap_err().to_string();
+        let e = Config::parse(&GOOD.replace("prompts = [\"short\", \"p512\", \"mine\"]", "prompts = []"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("prompts is empty"), "{e}");
     }
 
@@ -367,7 +369,8 @@ mod tests {
 
     #[test]
     fn ladder_rungs_resolve_and_say_where_they_come_from() {
-        let c = Config::parse(&format!("{}{LADDER}", GOOD.replace(r#"models = ["m"]"#, r#"models = ["m", "m@q8_0"]"#))).unwrap();
+        let c = Config::parse(&format!("{}{LADDER}", GOOD.replace(r#"models = ["m"]"#, r#"models = ["m", "m@q8_0"]"#)))
+            .unwrap();
         let rung = c.resolve_model("m@q8_0").unwrap();
         assert_eq!(rung.name, "m@Q8_0");
         assert!(rung.path.ends_with("derived/m.Q8_0.gguf"), "{}", rung.path.display());
