@@ -3,7 +3,7 @@
 //! and `tokbench run` alternately on the same file and threads, and reports medians and ratios:
 //!   prefill: tokbench `--prompt-tokens 512` prefill t/s  vs  llama-bench `-p 512 -n 0`
 //!   decode:  tokbench decode t/s of 128 tokens after that 512-token prompt  vs  llama-bench `-p 0 -n 128 -d 512`
-//! (same context depth: decode slows as the cache fills).
+//! (same context depth: decode slows as the cache fills), both with the 640-token context llama-bench allocates.
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -181,6 +181,10 @@ pub fn vs_llama_bench(args: &VsArgs) -> Result<()> {
                     "512",
                     "--gen-tokens",
                     "128",
+                    // llama-bench sizes each test's context to prompt + generated + depth tokens (640 here); a
+                    // larger context makes llama.cpp's decode a few percent slower, so use the same.
+                    "--ctx-size",
+                    "640",
                     "--warmup",
                     "1",
                     "--runs",
