@@ -20,10 +20,10 @@ use tokbench::cli::RunArgs;
 use tokbench::runner::{self, benchmark_id, describe_model};
 use tokbench::{backends, cli};
 use tokbench_core::backend::LoadOptions;
-use tokbench_core::engine::{self, summarize_runs};
+use tokbench_core::engine;
 use tokbench_core::memory::current_rss_bytes;
 use tokbench_core::prompts;
-use tokbench_core::schema::{write_json_atomic, BenchmarkResult};
+use tokbench_core::schema::write_json_atomic;
 use tokbench_criterion::bank::{SampleBank, Stream};
 use tokbench_criterion::measurement::{DecodeTime, PeakRam, Ttft};
 
@@ -195,19 +195,16 @@ fn main() -> anyhow::Result<()> {
                     if runs.is_empty() {
                         continue; // criterion ran none of its three benchmarks (e.g. --list)
                     }
-                    let (summary, warnings) = summarize_runs(&runs, matrix.plan.cv_threshold);
-                    results.benchmarks.push(BenchmarkResult {
+                    results.benchmarks.push(runner::benchmark_result(
                         id,
-                        engine: engine_info.clone(),
-                        model: model_info.clone(),
-                        settings: options.settings(matrix.plan.sampling),
-                        prompt: prompt.info(),
-                        load: load.clone(),
-                        warmup_runs: matrix.plan.warmup,
+                        &engine_info,
+                        &model_info,
+                        &options,
+                        &matrix.plan,
+                        &prompt,
+                        &load,
                         runs,
-                        summary,
-                        warnings,
-                    });
+                    ));
                 }
             }
         }

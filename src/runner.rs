@@ -8,8 +8,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokbench_core::backend::LoadOptions;
 use tokbench_core::engine::{self, Phase, RunPlan};
 use tokbench_core::machine::Machine;
+use tokbench_core::prompts::ResolvedPrompt;
 use tokbench_core::prompts::{self, PromptSpec};
-use tokbench_core::schema::{BenchmarkResult, ModelInfo, RunResults, SCHEMA_VERSION};
+use tokbench_core::schema::{
+    BenchmarkResult, EngineInfo, LoadMeasurement, ModelInfo, RunResults, RunSample, SCHEMA_VERSION,
+};
 use tokbench_core::{digest, gguf};
 
 use crate::backends;
@@ -90,6 +93,33 @@ pub fn new_results() -> RunResults {
     }
 }
 
+/// One benchmark's record: its timed runs, summarised, with everything that says how they were made.
+#[allow(clippy::too_many_arguments)]
+pub fn benchmark_result(
+    id: String,
+    engine: &EngineInfo,
+    model: &ModelInfo,
+    options: &LoadOptions,
+    plan: &RunPlan,
+    prompt: &ResolvedPrompt,
+    load: &LoadMeasurement,
+    runs: Vec<RunSample>,
+) -> BenchmarkResult {
+    let (summary, warnings) = engine::summarize_runs(&runs, plan.cv_threshold);
+    BenchmarkResult {
+        id,
+        engine: engine.clone(),
+        model: model.clone(),
+        settings: options.settings(plan.sampling),
+        prompt: prompt.info(),
+        load: load.clone(),
+        warmup_runs: plan.warmup,
+        runs,
+        summary,
+        warnings,
+    }
+}
+
 /// Runs the whole matrix, appending to `results` as each benchmark finishes, so that on an error everything
 /// measured before it is still there for the caller to write out.
 pub fn run(matrix: &Matrix, results: &mut RunResults, show_progress: bool) -> Result<()> {
@@ -134,19 +164,16 @@ pub fn run(matrix: &Matrix, results: &mut RunResults, show_progress: bool) -> Re
                     })
                     .with_context(|| format!("benchmark {id}"))?;
                     bar.finish_and_clear();
-                    let (summary, warnings) = engine::summarize_runs(&runs, matrix.plan.cv_threshold);
-                    results.benchmarks.push(BenchmarkResult {
+                    results.benchmarks.push(benchmark_result(
                         id,
-                        engine: engine_info.clone(),
-                        model: model_info.clone(),
-                        settings: options.settings(matrix.plan.sampling),
-                        prompt: prompt.info(),
-                        load: load.clone(),
-                        warmup_runs: matrix.plan.warmup,
+                        &engine_info,
+                        &model_info,
+                        &options,
+                        &matrix.plan,
+                        &prompt,
+                        &load,
                         runs,
-                        summary,
-                        warnings,
-                    });
+                    ));
                 }
             }
         }

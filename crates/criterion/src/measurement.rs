@@ -30,51 +30,35 @@ pub struct PeakRam {
     pub reference_bytes: u64,
 }
 
-impl Measurement for Ttft {
-    type Intermediate = Instant;
-    type Value = Duration;
-    fn start(&self) -> Instant {
-        Instant::now()
-    }
-    fn end(&self, i: Instant) -> Duration {
-        i.elapsed()
-    }
-    fn add(&self, v1: &Duration, v2: &Duration) -> Duration {
-        *v1 + *v2
-    }
-    fn zero(&self) -> Duration {
-        Duration::ZERO
-    }
-    fn to_f64(&self, value: &Duration) -> f64 {
-        value.as_nanos() as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        &DurationFormatter { throughput_unit: "tok/s" }
-    }
+/// TTFT and decode time are both durations in nanoseconds; they differ only in which value the benches feed in.
+macro_rules! duration_measurement {
+    ($t:ty) => {
+        impl Measurement for $t {
+            type Intermediate = Instant;
+            type Value = Duration;
+            fn start(&self) -> Instant {
+                Instant::now()
+            }
+            fn end(&self, i: Instant) -> Duration {
+                i.elapsed()
+            }
+            fn add(&self, v1: &Duration, v2: &Duration) -> Duration {
+                *v1 + *v2
+            }
+            fn zero(&self) -> Duration {
+                Duration::ZERO
+            }
+            fn to_f64(&self, value: &Duration) -> f64 {
+                value.as_nanos() as f64
+            }
+            fn formatter(&self) -> &dyn ValueFormatter {
+                &DurationFormatter { throughput_unit: "tok/s" }
+            }
+        }
+    };
 }
-
-impl Measurement for DecodeTime {
-    type Intermediate = Instant;
-    type Value = Duration;
-    fn start(&self) -> Instant {
-        Instant::now()
-    }
-    fn end(&self, i: Instant) -> Duration {
-        i.elapsed()
-    }
-    fn add(&self, v1: &Duration, v2: &Duration) -> Duration {
-        *v1 + *v2
-    }
-    fn zero(&self) -> Duration {
-        Duration::ZERO
-    }
-    fn to_f64(&self, value: &Duration) -> f64 {
-        value.as_nanos() as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        &DurationFormatter { throughput_unit: "tok/s" }
-    }
-}
+duration_measurement!(Ttft);
+duration_measurement!(DecodeTime);
 
 impl Measurement for PeakRam {
     type Intermediate = Option<PeakWindow>;
