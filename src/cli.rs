@@ -10,6 +10,7 @@ use tokbench_core::engine::RunPlan;
 use tokbench_core::export;
 use tokbench_core::machine::default_threads;
 use tokbench_core::prompts::PromptSpec;
+use tokbench_core::quality::measure::{score_corpus, QualityOptions, QualityResult};
 use tokbench_core::schema::{write_atomic, FlashAttn, RunResults, Sampling};
 
 use crate::runner::{self, Matrix, ModelRef};
@@ -33,6 +34,48 @@ enum Command {
     Backends,
     /// Make the config's quantization ladder with llama.cpp's quantize API (up-to-date rungs are skipped).
     Quantize(QuantizeArgs),
+    /// Perplexity of a model on a corpus, computed as llama.cpp's llama-perplexity does; optionally saves the
+    /// model's top-k log-probabilities as a KL-divergence base, or scores KL-divergence against one.
+    Perplexity(PerplexityArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PerplexityArgs {
+    /// GGUF file, or a model name from the config (`name` or `name@TYPE` for a ladder rung).
+    #[arg(long, short = 'm')]
+    pub model: String,
+    /// Text corpus, e.g. WikiText-2's wiki.test.raw (`cargo xtask fetch-corpus`) or any UTF-8 file.
+    #[arg(long, short = 'f')]
+    pub corpus: PathBuf,
+    /// Tokens per chunk (llama-perplexity -c).
+    #[arg(long, short = 'c', default_value_t = 512)]
+    pub ctx: usize,
+    /// Score only the first K chunks.
+    #[arg(long)]
+    pub chunks: Option<usize>,
+    #[arg(long, short = 't')]
+    pub threads: Option<usize>,
+    /// Logical batch; chunks are scored batch / ctx at a time, as llama-perplexity does.
+    #[arg(long, short = 'b', default_value_t = 2048)]
+    pub batch: u32,
+    #[arg(long, default_value_t = 512)]
+    pub ubatch: u32,
+    /// Save this model's top-k log-probabilities here, as the base for `--kld-base`.
+    #[arg(long)]
+    pub save_base: Option<PathBuf>,
+    /// Also report KL-divergence, top-token agreement and ΔPPL against this saved base.
+    #[arg(long)]
+    pub kld_base: Option<PathBuf>,
+    /// Log-probabilities kept per token in a saved base.
+    #[arg(long, default_value_t = 32)]
+    pub top_k: usize,
+    #[arg(long, default_value = "llama.cpp")]
+    pub backend: String,
+    /// Write the result as JSON.
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+    #[arg(long, default_value = DEFAULT_CONFIG_FILE)]
+    pub config: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -146,6 +189,7 @@ pub fn main() -> Result<()> {
             }
             Ok(())
         }
+        Command::Perplexity(args) => perplexity(&args).map(|_| ()),
         Command::Backends => {
             for name in crate::backends::available() {
                 let info = crate::backends::create(name)?.engine_info();
@@ -323,4 +367,78 @@ fn write_outputs(args: &RunArgs, results: &RunResults) -> Result<PathBuf> {
         write_atomic(md_path, export::markdown::table(results).as_bytes())?;
     }
     Ok(path)
+}
+
+/// `tokbench perplexity`: load once, score, print llama-perplexity's `PPL = x +/- se` line and the KLD summary.
+pub fn perplexity(args: &PerplexityArgs) -> Result<QualityResult> {
+    let path = model_path(&args.model, &args.config)?;
+    tokbench_core::gguf::validate(&path)?;
+    let backend = crate::backends::create(&args.backend)?;
+    let options = LoadOptions {
+        threads: args.threads.unwrap_or_else(default_threads),
+        batch: args.batch,
+        ubatch: args.ubatch,
+        n_gpu_layers: 99,
+        // The generation context stays small; scoring makes a context of its own and frees it afterwards.
+        ctx_size: 512,
+        flash_attn: FlashAttn::Auto,
+        mmap: true,
+    };
+    ensure!(args.top_k > 0, "--top-k must be at least 1");
+    let mut model = backend.load(&path, &options)?;
+    let quality = QualityOptions {
+        corpus: args.corpus.clone(),
+        n_ctx: args.ctx,
+        max_chunks: args.chunks,
+        save_base: args.save_base.clone(),
+        kld_base: args.kld_base.clone(),
+        top_k: args.top_k,
+    };
+    let engine = backend.engine_info();
+    let result = score_corpus(model.as_mut(), &path, &format!("{} {}", engine.backend, engine.version), &quality)?;
+    println!("{}", quality_report(&result));
+    if let Some(out) = &args.output {
+        write_atomic(out, serde_json::to_string_pretty(&result)?.as_bytes())?;
+    }
+    if let Some(base) = &args.save_base {
+        eprintln!("base log-probabilities (top {}): {}", args.top_k, base.display());
+    }
+    Ok(result)
+}
+
+/// A model given as a path, or as a config name (`name`, `name@TYPE`).
+fn model_path(model: &str, config: &Path) -> Result<PathBuf> {
+    let as_path = PathBuf::from(model);
+    if as_path.is_file() || !config.is_file() {
+        return Ok(as_path);
+    }
+    let config = Config::load(config)?;
+    if config.model(model).is_some() || model.contains('@') {
+        return Ok(config.resolve_model(model)?.path);
+    }
+    Ok(as_path)
+}
+
+pub fn quality_report(q: &QualityResult) -> String {
+    let mut out = format!(
+        "PPL = {:.4} +/- {:.5}  ({} tokens scored in {} chunks of {}, {} corpus tokens; {:.1} tokens/s evaluated)",
+        q.ppl, q.ppl_std_error, q.tokens_scored, q.n_chunks, q.n_ctx, q.corpus.tokens, q.eval_tps
+    );
+    if let Some(k) = &q.kld {
+        let s = &k.summary;
+        out += &format!(
+            "\nvs base {}: mean KLD {:.6} +/- {:.6}, 99th pct KLD {:.6}, same top token {:.2}%, ΔPPL {:+.4} \
+             (base {:.4}), mean Δp {:+.3}%  [top-{} base]",
+            k.base_model,
+            s.mean_kld,
+            s.kld_std_error,
+            s.kld_p99,
+            s.same_top_pct,
+            s.delta_ppl,
+            s.ppl_base,
+            s.mean_delta_p,
+            k.top_k
+        );
+    }
+    out
 }

@@ -138,6 +138,58 @@ fn from_wheel(package: &str, version: &str, member: &str, part: &Path) -> Result
     Ok(())
 }
 
+/// WikiText-2 (raw), the corpus llama.cpp's perplexity figures use: the archive llama.cpp's own
+/// `scripts/get-wikitext-2.sh` downloads, pinned to a commit of its dataset repository and checked by size and SHA-256.
+/// CC BY-SA 3.0 text: fetched into the cache on request, never committed.
+const WIKITEXT2_URL: &str =
+    "https://huggingface.co/datasets/ggml-org/ci/resolve/927b3642933080f1b0e811e2f916e14c292992f9/wikitext-2-raw-v1.zip";
+const WIKITEXT2_ZIP_SIZE: u64 = 4_721_645;
+const WIKITEXT2_ZIP_SHA256: &str = "ef7edb566e3e2b2d31b29c1fdb0c89a4cc683597484c3dc2517919c615435a11";
+
+fn corpora_dir() -> PathBuf {
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    home.join(".cache/tokbench/corpora")
+}
+
+/// `wiki.test.raw` if `cargo xtask fetch-corpus` has put it in the cache.
+pub fn cached_wikitext2() -> Option<PathBuf> {
+    let path = corpora_dir().join("wikitext-2-raw/wiki.test.raw");
+    path.is_file().then_some(path)
+}
+
+/// `cargo xtask fetch-corpus`: downloads and verifies the WikiText-2 archive, then unpacks `wiki.test.raw`.
+pub fn fetch_wikitext2() -> Result<PathBuf> {
+    if let Some(path) = cached_wikitext2() {
+        eprintln!("wiki.test.raw: cached ({})", path.display());
+        return Ok(path);
+    }
+    let dir = corpora_dir();
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let zip = dir.join("wikitext-2-raw-v1.zip");
+    let part = dir.join("wikitext-2-raw-v1.zip.part");
+    let entry = ModelEntry {
+        name: "wikitext-2-raw-v1.zip".into(),
+        file: "wikitext-2-raw-v1.zip".into(),
+        sha256: WIKITEXT2_ZIP_SHA256.into(),
+        size: Some(WIKITEXT2_ZIP_SIZE),
+        url: None,
+        pypi: None,
+    };
+    if !zip.is_file() {
+        eprintln!("downloading {WIKITEXT2_URL}");
+        download(WIKITEXT2_URL, &part, Some(WIKITEXT2_ZIP_SIZE))
+            .context("cannot download WikiText-2; without network to huggingface.co, pass any text file as --corpus")?;
+        verify(&entry, &part)?;
+        std::fs::rename(&part, &zip)?;
+    } else {
+        verify(&entry, &zip).with_context(|| format!("delete {} and run again", zip.display()))?;
+    }
+    let script = "import sys, zipfile\nzipfile.ZipFile(sys.argv[1]).extract('wikitext-2-raw/wiki.test.raw', sys.argv[2])\n";
+    let status = Command::new("python3").arg("-c").arg(script).arg(&zip).arg(&dir).status()?;
+    ensure!(status.success(), "{} has no wikitext-2-raw/wiki.test.raw", zip.display());
+    cached_wikitext2().ok_or_else(|| anyhow!("wiki.test.raw was not unpacked into {}", dir.display()))
+}
+
 fn bar_style() -> ProgressStyle {
     ProgressStyle::with_template("{msg:>12} {bar:30} {bytes}/{total_bytes} {bytes_per_sec}").expect("valid template")
 }

@@ -48,6 +48,11 @@ enum Command {
     /// Side by side with llama.cpp's own llama-bench (built from the llama-cpp-python sdist): prefill at -p 512 and
     /// decode at -n 128 -d 512, alternating runs, medians and ratios.
     VsLlamaBench(peers::VsArgs),
+    /// Side by side with llama.cpp's own llama-perplexity (built from the llama-cpp-python sdist): same model, corpus
+    /// and n_ctx; PPL difference and scoring tokens/s ratio.
+    VsLlamaPerplexity(peers::VsPerplexityArgs),
+    /// Download and verify WikiText-2 (raw) into ~/.cache/tokbench/corpora, for `tokbench perplexity --corpus`.
+    FetchCorpus,
     #[command(flatten)]
     Gate(gate::GateCommand),
 }
@@ -67,6 +72,8 @@ fn main() -> ExitCode {
             fetch::fetch(std::path::Path::new("tokbench.toml"), &[]).and_then(|paths| peers::nextest(&paths[0], &args))
         }
         Command::VsLlamaBench(args) => peers::vs_llama_bench(&args),
+        Command::VsLlamaPerplexity(args) => peers::vs_llama_perplexity(&args),
+        Command::FetchCorpus => fetch::fetch_wikitext2().map(|path| println!("{}", path.display())),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

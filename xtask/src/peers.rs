@@ -246,3 +246,179 @@ pub fn vs_llama_bench(args: &VsArgs) -> Result<()> {
     write_json_atomic(&scratch.join("report.json"), &report)?;
     Ok(())
 }
+
+#[derive(clap::Args)]
+pub struct VsPerplexityArgs {
+    #[arg(long, default_value = "tokbench.toml")]
+    config: PathBuf,
+    /// Model file; default: the config's first model (fetched if needed).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Corpus; default: WikiText-2's wiki.test.raw when `cargo xtask fetch-corpus` has cached it, else the test
+    /// fixture repeated 6 times (chunks are scored independently, so repeating text across chunks does not make it
+    /// easier; it only gives the throughput comparison enough chunks).
+    #[arg(long)]
+    corpus: Option<PathBuf>,
+    #[arg(long, default_value_t = 512)]
+    ctx: usize,
+    /// Chunks to score (default: all).
+    #[arg(long)]
+    chunks: Option<usize>,
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Alternating rounds; each runs both tools once.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    #[arg(long, default_value = "0.3.36")]
+    llama_cpp_python: String,
+}
+
+/// llama-perplexity's `Final estimate: PPL = 12.3456 +/- 0.12345` and its prompt-eval tokens/s (llama_perf).
+fn parse_llama_perplexity(log: &str) -> Result<(f64, f64, f64)> {
+    let line = log
+        .lines()
+        .find(|l| l.contains("Final estimate: PPL ="))
+        .ok_or_else(|| anyhow!("llama-perplexity printed no final estimate:\n{log}"))?;
+    let mut numbers = line.split(['=', ' ']).filter_map(|w| w.parse::<f64>().ok());
+    let (ppl, se) = (numbers.next(), numbers.next());
+    let eval = log
+        .lines()
+        .find(|l| l.contains("prompt eval time"))
+        .and_then(|l| l.split(',').next_back())
+        .and_then(|tail| tail.split_whitespace().next())
+        .and_then(|w| w.parse::<f64>().ok());
+    match (ppl, se, eval) {
+        (Some(p), Some(s), Some(e)) => Ok((p, s, e)),
+        _ => Err(anyhow!("cannot read PPL / tokens per second from llama-perplexity's output:\n{line}")),
+    }
+}
+
+pub fn vs_llama_perplexity(args: &VsPerplexityArgs) -> Result<()> {
+    let model = match &args.model {
+        Some(m) => m.clone(),
+        None => {
+            let config = Config::load(&args.config)?;
+            let first = config.run.models.first().ok_or_else(|| anyhow!("the config lists no model"))?.clone();
+            crate::fetch::fetch(&args.config, &[first])?.remove(0)
+        }
+    };
+    let scratch = PathBuf::from("target/tokbench/vs-llama-perplexity");
+    std::fs::create_dir_all(&scratch)?;
+    let corpus = match &args.corpus {
+        Some(c) => c.clone(),
+        None => match crate::fetch::cached_wikitext2() {
+            Some(wiki) => wiki,
+            None => {
+                let fixture = std::fs::read_to_string("tests/fixtures/corpus.txt")
+                    .context("tests/fixtures/corpus.txt (run from the repository root)")?;
+                let repeated = scratch.join("fixture-x6.txt");
+                std::fs::write(&repeated, fixture.repeat(6))?;
+                repeated
+            }
+        },
+    };
+    let threads = args.threads.unwrap_or_else(tokbench_core::machine::default_threads);
+    let llama_perplexity = build_peer_tool(&args.llama_cpp_python, "llama-perplexity")?;
+    run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())).args([
+        "build",
+        "--release",
+        "-p",
+        "tokbench",
+    ]))?;
+    let tokbench = PathBuf::from("target/release/tokbench");
+    let (t, ctx) = (threads.to_string(), args.ctx.to_string());
+    let chunks: Vec<String> = args.chunks.map(|c| vec!["--chunks".to_string(), c.to_string()]).unwrap_or_default();
+
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for round in 0..args.rounds {
+        let theirs_round = |theirs: &mut Vec<(f64, f64, f64)>| -> Result<()> {
+            let out = Command::new(&llama_perplexity)
+                .arg("-m")
+                .arg(&model)
+                .arg("-f")
+                .arg(&corpus)
+                .args(["-c", &ctx, "-t", &t, "-b", "2048"])
+                .args(&chunks)
+                .output()
+                .context("cannot start llama-perplexity")?;
+            let log = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+            ensure!(out.status.success(), "llama-perplexity failed ({}):\n{log}", out.status);
+            theirs.push(parse_llama_perplexity(&log)?);
+            Ok(())
+        };
+        let ours_round = |ours: &mut Vec<(f64, f64, f64)>| -> Result<()> {
+            let json = scratch.join(format!("round-{round}.json"));
+            run(Command::new(&tokbench)
+                .arg("perplexity")
+                .arg("--model")
+                .arg(&model)
+                .arg("--corpus")
+                .arg(&corpus)
+                .args(["--ctx", &ctx, "--threads", &t, "--batch", "2048"])
+                .args(&chunks)
+                .arg("--output")
+                .arg(&json)
+                .stdout(std::process::Stdio::null()))?;
+            let v: Value = serde_json::from_str(&std::fs::read_to_string(&json)?)?;
+            let get = |k: &str| v[k].as_f64().ok_or_else(|| anyhow!("{} has no {k}", json.display()));
+            ours.push((get("ppl")?, get("ppl_std_error")?, get("eval_tps")?));
+            Ok(())
+        };
+        if round % 2 == 0 {
+            theirs_round(&mut theirs)?;
+            ours_round(&mut ours)?;
+        } else {
+            ours_round(&mut ours)?;
+            theirs_round(&mut theirs)?;
+        }
+        let (o, th) = (ours[round], theirs[round]);
+        eprintln!(
+            "round {}/{}: PPL {:.4} vs {:.4}, {:.1} vs {:.1} t/s (tokbench vs llama-perplexity)",
+            round + 1,
+            args.rounds,
+            o.0,
+            th.0,
+            o.2,
+            th.2
+        );
+    }
+    let (ppl_o, se_o) = (ours[0].0, ours[0].1);
+    let (ppl_t, se_t) = (theirs[0].0, theirs[0].1);
+    let tps_o = median(&ours.iter().map(|o| o.2).collect::<Vec<_>>());
+    let tps_t = median(&theirs.iter().map(|o| o.2).collect::<Vec<_>>());
+    let diff_pct = 100.0 * (ppl_o - ppl_t) / ppl_t;
+    println!("| | tokbench | llama-perplexity | |");
+    println!("|---|---:|---:|---:|");
+    println!("| PPL | {ppl_o:.4} ± {se_o:.4} | {ppl_t:.4} ± {se_t:.4} | {diff_pct:+.3}% |");
+    println!("| tokens/s (median of {} rounds) | {tps_o:.1} | {tps_t:.1} | ratio {:.3} |", args.rounds, tps_o / tps_t);
+    println!();
+    println!("{}, corpus {}, n_ctx {}, {threads} threads", model.display(), corpus.display(), args.ctx);
+    println!(
+        "tokbench: llama.cpp from llama-cpp-sys-2 (see `tokbench backends`); llama-perplexity: llama-cpp-python {} sdist",
+        args.llama_cpp_python
+    );
+    let report = serde_json::json!({
+        "model": model, "corpus": corpus, "ctx": args.ctx, "threads": threads, "rounds": args.rounds,
+        "tokbench": ours.iter().map(|o| serde_json::json!({"ppl": o.0, "se": o.1, "tps": o.2})).collect::<Vec<_>>(),
+        "llama_perplexity": theirs.iter().map(|o| serde_json::json!({"ppl": o.0, "se": o.1, "tps": o.2})).collect::<Vec<_>>(),
+        "ppl_diff_pct": diff_pct, "tps_ratio": tps_o / tps_t,
+    });
+    write_json_atomic(&scratch.join("report.json"), &report)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_llama_perplexity_output() {
+        let log = "perplexity: calculating perplexity over 16 chunks, n_ctx=512, batch_size=2048, n_seq=4\n\
+                   [1]12.1,[2]13.0,\n\
+                   Final estimate: PPL = 12.3456 +/- 0.12345\n\n\
+                   llama_perf_context_print: prompt eval time =    5000.00 ms /  8192 tokens (    0.61 ms per \
+                   token,  1638.40 tokens per second)\n";
+        assert_eq!(parse_llama_perplexity(log).unwrap(), (12.3456, 0.12345, 1638.40));
+        assert!(parse_llama_perplexity("no estimate").unwrap_err().to_string().contains("no final estimate"));
+    }
+}

@@ -3,7 +3,7 @@
 //! Backends know nothing of statistics, reports or baselines; the engine knows nothing of any backend.
 use std::path::Path;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 
 use crate::metrics::TraceRecorder;
 use crate::schema::{EngineInfo, FlashAttn, Sampling, Settings};
@@ -54,6 +54,24 @@ pub struct GenerationRequest<'a> {
     pub sampling: Sampling,
 }
 
+/// One perplexity pass over a tokenized corpus, chunked the way llama.cpp's `llama-perplexity` chunks it (see
+/// `quality::perplexity`): chunk `i` is `tokens[i*n_ctx .. (i+1)*n_ctx]`, evaluated as a fresh sequence.
+pub struct ScoringRequest<'a> {
+    pub tokens: &'a [u32],
+    pub n_ctx: usize,
+    pub n_chunks: usize,
+    /// Logits are handed out for positions `first_scored ..= n_ctx - 2` of each chunk: the ones that predict a token
+    /// inside the chunk, after the first half has warmed the context up.
+    pub first_scored: usize,
+}
+
+/// The logits a model produced at one position of one chunk (length = vocabulary size).
+pub struct LogitsAt<'a> {
+    pub chunk: usize,
+    pub position: usize,
+    pub logits: &'a [f32],
+}
+
 pub trait Backend {
     /// Name used on the command line and in benchmark ids, e.g. `llama.cpp`.
     fn name(&self) -> &'static str;
@@ -73,4 +91,16 @@ pub trait LoadedModel {
     /// tokenizing `request.prompt`, `prefill_done` once the prompt's logits are ready, `token` after each sample.
     /// Must fail (not truncate) when prompt + generation do not fit the context.
     fn generate(&mut self, request: &GenerationRequest<'_>, trace: &mut TraceRecorder) -> Result<()>;
+
+    /// Evaluates every chunk of `request` (its first token replaced by BOS when the model adds one, as
+    /// llama-perplexity does) and calls `on_logits` for each scored position, in chunk then position order. Must
+    /// not load the model a second time; a backend may create and free a scoring context of its own.
+    fn score_chunks(
+        &mut self,
+        request: &ScoringRequest<'_>,
+        on_logits: &mut dyn FnMut(LogitsAt<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let _ = (request, on_logits);
+        bail!("this backend cannot score perplexity yet")
+    }
 }

@@ -18,7 +18,9 @@ use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::logit_bias::LlamaLogitBias;
 use llama_cpp_2::token::LlamaToken;
-use tokbench_core::backend::{Backend, GenerationRequest, LoadOptions, LoadedModel, ModelDetails};
+use tokbench_core::backend::{
+    Backend, GenerationRequest, LoadOptions, LoadedModel, LogitsAt, ModelDetails, ScoringRequest,
+};
 use tokbench_core::metrics::TraceRecorder;
 use tokbench_core::schema::{EngineInfo, FlashAttn, Sampling};
 
@@ -98,19 +100,7 @@ impl Backend for LlamaCpp {
             let vocab = model.vocab();
             vocab.tokens().filter(|t| vocab.is_eog(*t)).map(|t| LlamaLogitBias::new(t, f32::NEG_INFINITY)).collect()
         };
-        let flash = match options.flash_attn {
-            FlashAttn::Auto => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_AUTO,
-            FlashAttn::On => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED,
-            FlashAttn::Off => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED,
-        };
-        let threads = i32::try_from(options.threads).context("thread count too large")?;
-        let ctx_params = LlamaContextParams::default()
-            .with_n_ctx(NonZeroU32::new(options.ctx_size))
-            .with_n_batch(options.batch)
-            .with_n_ubatch(options.ubatch.min(options.batch))
-            .with_n_threads(threads)
-            .with_n_threads_batch(threads)
-            .with_flash_attention_policy(flash);
+        let ctx_params = context_params(options, options.ctx_size, options.batch, 1)?;
         let backend = self.backend;
         let cell = ModelAndContext::try_new(model, |model| {
             model.new_context(backend, ctx_params).map_err(|e| {
@@ -123,8 +113,25 @@ impl Backend for LlamaCpp {
         })?;
         let n_ctx = cell.with_dependent(|_, ctx| ctx.n_ctx()) as usize;
         let n_batch = cell.with_dependent(|_, ctx| ctx.n_batch()) as usize;
-        Ok(Box::new(LlamaLoaded { cell, eog_bias: eog, n_ctx, n_batch, n_ctx_train }))
+        Ok(Box::new(LlamaLoaded { cell, backend, options: options.clone(), eog_bias: eog, n_ctx, n_batch, n_ctx_train }))
     }
+}
+
+fn context_params(options: &LoadOptions, n_ctx: u32, n_batch: u32, n_seq: u32) -> Result<LlamaContextParams> {
+    let flash = match options.flash_attn {
+        FlashAttn::Auto => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_AUTO,
+        FlashAttn::On => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_ENABLED,
+        FlashAttn::Off => llama_cpp_sys_2::LLAMA_FLASH_ATTN_TYPE_DISABLED,
+    };
+    let threads = i32::try_from(options.threads).context("thread count too large")?;
+    Ok(LlamaContextParams::default()
+        .with_n_ctx(NonZeroU32::new(n_ctx))
+        .with_n_batch(n_batch)
+        .with_n_ubatch(options.ubatch.min(n_batch))
+        .with_n_seq_max(n_seq)
+        .with_n_threads(threads)
+        .with_n_threads_batch(threads)
+        .with_flash_attention_policy(flash))
 }
 
 type ModelContext<'model> = LlamaContext<'model>;
@@ -140,6 +147,9 @@ self_cell::self_cell!(
 
 struct LlamaLoaded {
     cell: ModelAndContext,
+    backend: &'static LlamaBackend,
+    /// What the model was loaded with; a scoring context reuses its threads, micro-batch and flash-attention policy.
+    options: LoadOptions,
     /// −∞ logit bias on every end-of-generation token: runs always produce exactly the requested count.
     eog_bias: Vec<LlamaLogitBias>,
     n_ctx: usize,
@@ -227,6 +237,73 @@ impl LoadedModel for LlamaLoaded {
             }
             Ok(())
         })?;
+        Ok(())
+    }
+
+    fn score_chunks(
+        &mut self,
+        request: &ScoringRequest<'_>,
+        on_logits: &mut dyn FnMut(LogitsAt<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let ScoringRequest { tokens, n_ctx, n_chunks, first_scored } = *request;
+        ensure!(
+            n_ctx as u64 <= u64::from(self.n_ctx_train),
+            "a perplexity context of {n_ctx} tokens is larger than the {} this model was trained with: lower --ctx",
+            self.n_ctx_train
+        );
+        ensure!(tokens.len() >= n_ctx * n_chunks, "{n_chunks} chunks of {n_ctx} tokens need more than {} tokens", tokens.len());
+        ensure!(first_scored < n_ctx, "first scored position {first_scored} is outside a chunk of {n_ctx}");
+        // As llama-perplexity: as many chunks per decode call as the logical batch holds, each its own sequence,
+        // so a 512-token context is scored four chunks at a time with the default batch of 2048.
+        let batch_limit = self.options.batch as usize;
+        let n_seq = (batch_limit / n_ctx).max(1);
+        let n_kv = n_seq * n_ctx;
+        let n_batch = batch_limit.min(n_kv);
+        let (model, backend) = (self.cell.borrow_owner(), self.backend);
+        let params = context_params(&self.options, u32::try_from(n_kv)?, u32::try_from(n_batch)?, u32::try_from(n_seq)?)?;
+        // A second context on the same weights: the model is not loaded twice, and this context (with room for
+        // every position's logits) is freed when scoring ends, before any speed benchmark uses the model again.
+        let mut ctx = model
+            .new_context(backend, params)
+            .map_err(|e| anyhow!("llama.cpp could not create a scoring context of {n_kv} tokens ({e})"))?;
+        let bos = {
+            let vocab = model.vocab();
+            vocab.should_add_bos().then(|| vocab.bos())
+        };
+        let mut batch = LlamaBatch::new(n_batch, n_seq as i32);
+        let batches_per_chunk = n_ctx.div_ceil(n_batch);
+        // Positions whose logits predict a token inside the chunk, after the warm-up half.
+        let scored = |pos: usize| pos >= first_scored && pos + 1 < n_ctx;
+        for group_start in (0..n_chunks).step_by(n_seq) {
+            let seqs_here = n_seq.min(n_chunks - group_start);
+            ctx.clear_kv_cache();
+            for part in 0..batches_per_chunk {
+                let pos_start = part * n_batch;
+                let part_len = n_batch.min(n_ctx - pos_start);
+                batch.clear();
+                for seq in 0..seqs_here {
+                    let chunk = group_start + seq;
+                    let chunk_tokens = &tokens[chunk * n_ctx..(chunk + 1) * n_ctx];
+                    for pos in pos_start..pos_start + part_len {
+                        let token = match (pos, bos) {
+                            (0, Some(bos)) => bos,
+                            _ => LlamaToken(chunk_tokens[pos] as i32),
+                        };
+                        batch.add(token, pos as i32, &[seq as i32], scored(pos))?;
+                    }
+                }
+                ctx.decode(&mut batch)
+                    .with_context(|| format!("llama.cpp failed to decode chunk {group_start} (positions from {pos_start})"))?;
+                // Logits are looked up by batch index; walk the batch in the order it was filled.
+                for seq in 0..seqs_here {
+                    for pos in (pos_start..pos_start + part_len).filter(|&p| scored(p)) {
+                        let batch_index = (seq * part_len + pos - pos_start) as i32;
+                        let logits = ctx.get_logits_ith(batch_index);
+                        on_logits(LogitsAt { chunk: group_start + seq, position: pos, logits })?;
+                    }
+                }
+            }
+        }
         Ok(())
     }
 }

@@ -1,0 +1,206 @@
+//! A perplexity pass over a corpus through any backend, and the record it leaves in the results.
+//!
+//! Definitions (as llama.cpp's `llama-perplexity`): the corpus is tokenized once (with the model's BOS), split into
+//! `n_ctx`-token chunks; each chunk is a fresh sequence whose first token becomes BOS; the second half of each
+//! chunk is scored. `eval tokens/s` = chunks × n_ctx / wall time of the scoring pass (from the backend's scoring
+//! call to its return: context creation, batched decoding and our log-softmax per scored token included; corpus
+//! reading and tokenization excluded).
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, ensure, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use super::base_logprobs::{top_k, BaseHeader, BaseLogprobs, BaseLogprobsWriter, ScoredToken};
+use super::kld::{kl_divergence_topk, KldAccumulator, KldSummary};
+use super::perplexity::{chunk_plan, log_softmax_at, PerplexityAccumulator};
+use crate::backend::{LoadedModel, ScoringRequest};
+use crate::digest::sha256_file;
+
+/// What a perplexity pass was asked to do.
+#[derive(Debug, Clone)]
+pub struct QualityOptions {
+    pub corpus: PathBuf,
+    pub n_ctx: usize,
+    pub max_chunks: Option<usize>,
+    /// Save this model's top-k log-probabilities as the base for later KL-divergence runs.
+    pub save_base: Option<PathBuf>,
+    /// Score KL-divergence against a saved base.
+    pub kld_base: Option<PathBuf>,
+    pub top_k: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CorpusInfo {
+    pub file_name: String,
+    pub sha256: String,
+    pub bytes: u64,
+    pub tokens: usize,
+}
+
+/// One model's quality on one corpus: in `tokbench perplexity`'s JSON and beside each benchmark of the model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QualityResult {
+    pub corpus: CorpusInfo,
+    pub n_ctx: usize,
+    pub n_chunks: usize,
+    pub tokens_scored: usize,
+    pub ppl: f64,
+    /// llama-perplexity's `±`: the standard error of the mean NLL times PPL.
+    pub ppl_std_error: f64,
+    /// Tokens evaluated (chunks × n_ctx), the scoring pass's wall time, and their ratio.
+    pub eval_tokens: usize,
+    pub eval_seconds: f64,
+    pub eval_tps: f64,
+    /// Against the saved base, when one was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kld: Option<KldVsBase>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KldVsBase {
+    /// The base's model file, as recorded in the base file.
+    pub base_model: String,
+    pub top_k: usize,
+    #[serde(flatten)]
+    pub summary: KldSummary,
+}
+
+/// Reads a corpus, rejecting what cannot be scored with a message that names the file and the fix.
+pub fn read_corpus(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read the corpus {}: pass an existing text file to --corpus", path.display()))?;
+    ensure!(!bytes.is_empty(), "the corpus {} is empty: give it some text to score", path.display());
+    String::from_utf8(bytes).map_err(|e| {
+        anyhow!(
+            "the corpus {} is not UTF-8 text (invalid byte at offset {}): convert it to UTF-8 first",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+/// Scores `options.corpus` with `model` (tokenizing it once), saving and/or comparing against a KLD base.
+pub fn score_corpus(
+    model: &mut dyn LoadedModel,
+    model_file: &Path,
+    engine: &str,
+    options: &QualityOptions,
+) -> Result<QualityResult> {
+    let text = read_corpus(&options.corpus)?;
+    let tokens = model.tokenize(&text)?;
+    let plan = chunk_plan(tokens.len(), options.n_ctx, options.max_chunks)
+        .with_context(|| format!("the corpus {} has {} tokens", options.corpus.display(), tokens.len()))?;
+    if let Some(train) = model.details().n_ctx_train {
+        ensure!(
+            options.n_ctx <= train as usize,
+            "--ctx {} is larger than the {train} tokens this model was trained with: lower --ctx",
+            options.n_ctx
+        );
+    }
+    let n_vocab = model.details().n_vocab.map(|v| v as usize);
+    let corpus = CorpusInfo {
+        file_name: file_name(&options.corpus),
+        sha256: sha256_file(&options.corpus, |_| {})?,
+        bytes: text.len() as u64,
+        tokens: tokens.len(),
+    };
+    let base = match &options.kld_base {
+        Some(path) => {
+            let base = BaseLogprobs::read(path)?;
+            base.check_compatible(n_vocab.unwrap_or(0) as u32, plan.n_ctx as u32, plan.n_chunks as u32)?;
+            Some(base)
+        }
+        None => None,
+    };
+    let mut writer = match &options.save_base {
+        Some(path) => Some(BaseLogprobsWriter::create(
+            path,
+            BaseHeader {
+                model_file: file_name(model_file),
+                model_sha256: sha256_file(model_file, |_| {})?,
+                corpus_file: corpus.file_name.clone(),
+                corpus_sha256: corpus.sha256.clone(),
+                engine: engine.to_string(),
+            },
+            n_vocab.ok_or_else(|| anyhow!("the backend does not report its vocabulary size"))? as u32,
+            options.top_k as u32,
+            &plan,
+        )?),
+        None => None,
+    };
+
+    let mut ppl = PerplexityAccumulator::default();
+    let mut kld = KldAccumulator::default();
+    let mut scored = 0usize;
+    let request = ScoringRequest {
+        tokens: &tokens,
+        n_ctx: plan.n_ctx,
+        n_chunks: plan.n_chunks,
+        first_scored: plan.first_scored,
+    };
+    let started = Instant::now();
+    model.score_chunks(&request, &mut |at| {
+        let target = tokens[at.chunk * plan.n_ctx + at.position + 1];
+        let lp = log_softmax_at(at.logits, target as usize);
+        if let Some(base) = &base {
+            let record = base
+                .records
+                .get(scored)
+                .ok_or_else(|| anyhow!("the KLD base holds fewer scored tokens than this run"))?;
+            if record.target != target {
+                bail!(
+                    "scored token {scored} is {target} here but {} in the KLD base: the base was made from another \
+                     corpus or tokenizer; make it again with --save-base on this corpus",
+                    record.target
+                );
+            }
+            kld.add(kl_divergence_topk(record, at.logits), lp.logprob_target);
+        }
+        ppl.add(lp.logprob_target);
+        if let Some(w) = writer.as_mut() {
+            w.push(&ScoredToken {
+                target,
+                base_logprob_target: lp.logprob_target as f32,
+                top: top_k(at.logits, options.top_k),
+            })?;
+        }
+        scored += 1;
+        Ok(())
+    })?;
+    let eval_seconds = started.elapsed().as_secs_f64();
+    ensure!(
+        scored == plan.tokens_scored(),
+        "the backend scored {scored} tokens, not the {} planned",
+        plan.tokens_scored()
+    );
+    if let Some(w) = writer {
+        w.finish()?;
+    }
+    let summary = ppl.finish();
+    let eval_tokens = plan.n_chunks * plan.n_ctx;
+    let kld = match base {
+        Some(base) => Some(KldVsBase {
+            base_model: base.header.model_file.clone(),
+            top_k: base.k as usize,
+            summary: kld.finish(),
+        }),
+        None => None,
+    };
+    Ok(QualityResult {
+        corpus,
+        n_ctx: plan.n_ctx,
+        n_chunks: plan.n_chunks,
+        tokens_scored: summary.tokens_scored,
+        ppl: summary.ppl,
+        ppl_std_error: summary.std_error,
+        eval_tokens,
+        eval_seconds,
+        eval_tps: eval_tokens as f64 / eval_seconds,
+        kld,
+    })
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned())
+}

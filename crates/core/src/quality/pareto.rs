@@ -1,0 +1,95 @@
+//! The Pareto frontier of two objectives (e.g. decode tok/s ↑ against PPL ↓): a configuration is *dominated* when
+//! another is at least as good on both and strictly better on one; the rest are the sane choices.
+use anyhow::{ensure, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::Better;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParetoPoint {
+    pub id: String,
+    pub x: f64,
+    pub y: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum ParetoVerdict {
+    Optimal,
+    /// `by`: of the points that dominate this one, the best on x (ties: smallest id), so output is deterministic.
+    Dominated { by: String },
+}
+
+impl ParetoVerdict {
+    pub fn is_optimal(&self) -> bool {
+        matches!(self, ParetoVerdict::Optimal)
+    }
+}
+
+/// One verdict per point, in input order. Equal points do not dominate each other.
+pub fn frontier(points: &[ParetoPoint], x_better: Better, y_better: Better) -> Result<Vec<ParetoVerdict>> {
+    for p in points {
+        ensure!(p.x.is_finite() && p.y.is_finite(), "{} has no finite value to rank ({}, {})", p.id, p.x, p.y);
+    }
+    // Orient both objectives so that larger is better.
+    let sign = |b: Better| if b == Better::Higher { 1.0 } else { -1.0 };
+    let (sx, sy) = (sign(x_better), sign(y_better));
+    let dominates = |a: &ParetoPoint, b: &ParetoPoint| {
+        let (ax, ay, bx, by) = (sx * a.x, sy * a.y, sx * b.x, sy * b.y);
+        ax >= bx && ay >= by && (ax > bx || ay > by)
+    };
+    Ok(points
+        .iter()
+        .map(|p| {
+            points
+                .iter()
+                .filter(|q| dominates(q, p))
+                .max_by(|a, b| (sx * a.x).total_cmp(&(sx * b.x)).then_with(|| b.id.cmp(&a.id)))
+                .map_or(ParetoVerdict::Optimal, |q| ParetoVerdict::Dominated { by: q.id.clone() })
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pt(id: &str, x: f64, y: f64) -> ParetoPoint {
+        ParetoPoint { id: id.into(), x, y }
+    }
+
+    #[test]
+    fn speed_against_perplexity() {
+        // x = decode tok/s (higher is better), y = PPL (lower is better).
+        let points = [
+            pt("q8", 60.0, 10.0),  // best PPL: optimal
+            pt("q4", 90.0, 10.5),  // faster, a little worse: optimal
+            pt("q3", 85.0, 12.0),  // slower and worse than q4: dominated by q4
+            pt("q5", 55.0, 10.4),  // slower than q8 and worse: dominated by q8 (the only one)
+            pt("f16", 40.0, 10.0), // same PPL as q8 but slower: dominated by q8
+        ];
+        let v = frontier(&points, Better::Higher, Better::Lower).unwrap();
+        let by = |s: &str| ParetoVerdict::Dominated { by: s.into() };
+        assert_eq!(v, vec![ParetoVerdict::Optimal, ParetoVerdict::Optimal, by("q4"), by("q8"), by("q8")]);
+    }
+
+    #[test]
+    fn the_dominator_named_is_the_best_on_x() {
+        let points = [pt("slow", 1.0, 9.0), pt("a", 5.0, 1.0), pt("b", 7.0, 2.0)];
+        let v = frontier(&points, Better::Higher, Better::Lower).unwrap();
+        assert_eq!(v[0], ParetoVerdict::Dominated { by: "b".into() });
+        // TTFT (lower) against PPL (lower).
+        let v = frontier(&[pt("x", 0.1, 9.0), pt("y", 0.2, 9.5)], Better::Lower, Better::Lower).unwrap();
+        assert_eq!(v, vec![ParetoVerdict::Optimal, ParetoVerdict::Dominated { by: "x".into() }]);
+    }
+
+    #[test]
+    fn equal_points_are_both_optimal_and_nan_is_refused() {
+        let v = frontier(&[pt("a", 1.0, 1.0), pt("b", 1.0, 1.0)], Better::Higher, Better::Lower).unwrap();
+        assert!(v.iter().all(ParetoVerdict::is_optimal));
+        let e = frontier(&[pt("bad", f64::NAN, 1.0)], Better::Higher, Better::Lower).unwrap_err().to_string();
+        assert!(e.contains("bad"), "{e}");
+        let json = serde_json::to_string(&ParetoVerdict::Dominated { by: "q4".into() }).unwrap();
+        assert_eq!(json, r#"{"status":"dominated","by":"q4"}"#);
+    }
+}
