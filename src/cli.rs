@@ -13,7 +13,7 @@ use tokbench_core::prompts::PromptSpec;
 use tokbench_core::quality::measure::{score_corpus, QualityOptions, QualityResult};
 use tokbench_core::schema::{write_atomic, FlashAttn, RunResults, Sampling};
 
-use crate::runner::{self, Matrix, ModelRef};
+use crate::runner::{self, Matrix, ModelRef, QualityPlan};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -159,6 +159,9 @@ pub struct RunArgs {
     /// No progress bars.
     #[arg(long)]
     pub quiet: bool,
+    /// Skip the config's [quality] section (perplexity, KL-divergence, Pareto frontier).
+    #[arg(long)]
+    pub no_quality: bool,
 }
 
 pub fn main() -> Result<()> {
@@ -170,10 +173,13 @@ pub fn main() -> Result<()> {
             if types.is_empty() {
                 let ladder = config.ladder.as_ref().map(|l| l.types.clone()).unwrap_or_default();
                 types = if args.needed {
+                    // The matrix's rungs, and the KL-divergence base when it is one.
+                    let kld_base = config.quality.as_ref().and_then(|q| q.kld_base.as_ref());
                     let used: Vec<String> = config
                         .run
                         .models
                         .iter()
+                        .chain(kld_base)
                         .filter_map(|m| m.split_once('@'))
                         .map(|(_, t)| t.to_string())
                         .collect();
@@ -217,21 +223,33 @@ pub fn matrix(args: &RunArgs) -> Result<Matrix> {
         !model_names.is_empty(),
         "no model to run: pass --model PATH, or run from a directory with {DEFAULT_CONFIG_FILE}"
     );
-    let models = model_names
-        .iter()
-        .map(|name| match &config {
-            Some(c) if c.model(name).is_some() || name.contains('@') => {
-                let spec = c.resolve_model(name)?;
-                let derived_from = spec.derived_from();
-                Ok(ModelRef { name: spec.name, path: spec.path, derived_from })
-            }
-            _ => {
-                let path = PathBuf::from(name);
-                let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| name.clone());
-                Ok(ModelRef { name: stem, path, derived_from: None })
-            }
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let resolve = |name: &String| match &config {
+        Some(c) if c.model(name).is_some() || name.contains('@') => {
+            let spec = c.resolve_model(name)?;
+            let derived_from = spec.derived_from();
+            Ok(ModelRef { name: spec.name, path: spec.path, derived_from })
+        }
+        _ => {
+            let path = PathBuf::from(name);
+            let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| name.clone());
+            Ok(ModelRef { name: stem, path, derived_from: None })
+        }
+    };
+    let models = model_names.iter().map(resolve).collect::<Result<Vec<_>>>()?;
+    let quality = match config.as_ref().and_then(|c| c.quality.as_ref()) {
+        Some(q) if !args.no_quality => Some(QualityPlan {
+            options: QualityOptions {
+                corpus: config_dir.join(&q.corpus),
+                n_ctx: q.ctx,
+                max_chunks: q.chunks,
+                save_base: None,
+                kld_base: None,
+                top_k: q.top_k,
+            },
+            kld_base: q.kld_base.as_ref().map(resolve).transpose()?,
+        }),
+        _ => None,
+    };
     let threads =
         pick(&args.threads, run.map(|r| r.threads.clone()).filter(|t| !t.is_empty()), vec![default_threads()]);
     ensure!(threads.iter().all(|&t| t > 0), "--threads must be positive");
@@ -298,7 +316,7 @@ pub fn matrix(args: &RunArgs) -> Result<Matrix> {
         cv_threshold: run.map_or(defaults.cv_threshold, |r| r.cv_threshold),
     };
     ensure!(plan.runs > 0, "--runs must be at least 1");
-    Ok(Matrix { backends, models, threads, prompts, load, plan, filter: args.filter.clone() })
+    Ok(Matrix { backends, models, threads, prompts, load, plan, filter: args.filter.clone(), quality })
 }
 
 fn pick<T: Clone>(flag: &[T], config: Option<Vec<T>>, default: Vec<T>) -> Vec<T> {

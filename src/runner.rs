@@ -10,6 +10,8 @@ use tokbench_core::engine::{self, Phase, RunPlan};
 use tokbench_core::machine::Machine;
 use tokbench_core::prompts::ResolvedPrompt;
 use tokbench_core::prompts::{self, PromptSpec};
+use tokbench_core::quality::measure::{score_corpus, QualityOptions, QualityResult};
+use tokbench_core::quality::pareto;
 use tokbench_core::schema::{
     BenchmarkResult, EngineInfo, LoadMeasurement, ModelInfo, RunResults, RunSample, SCHEMA_VERSION,
 };
@@ -37,6 +39,16 @@ pub struct Matrix {
     pub plan: RunPlan,
     /// Only benchmarks whose id contains one of these substrings; empty = all.
     pub filter: Vec<String>,
+    /// Perplexity (and KL-divergence) of every model, beside its speed; None skips it.
+    pub quality: Option<QualityPlan>,
+}
+
+/// The `[quality]` section resolved: what to score every model on, and the model to compare them with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QualityPlan {
+    /// `save_base` / `kld_base` are filled in by the runner.
+    pub options: QualityOptions,
+    pub kld_base: Option<ModelRef>,
 }
 
 impl Matrix {
@@ -117,6 +129,8 @@ pub fn benchmark_result(
         runs,
         summary,
         warnings,
+        quality: None,
+        pareto: None,
     }
 }
 
@@ -126,11 +140,16 @@ pub fn run(matrix: &Matrix, results: &mut RunResults, show_progress: bool) -> Re
     let style = ProgressStyle::with_template("{prefix:>3} {bar:24} {pos}/{len} {msg}").expect("valid template");
     let total = matrix.len(); // upper bound when --filter drops some
     let mut index = 0;
+    let quality = match &matrix.quality {
+        Some(plan) => Some(prepare_quality(matrix, plan)?),
+        None => None,
+    };
     for backend_name in &matrix.backends {
         let backend = backends::create(backend_name)?;
         let engine_info = backend.engine_info();
         for model_ref in &matrix.models {
             let mut model_info = describe_model(model_ref)?;
+            let mut model_quality: Option<QualityResult> = None;
             for &threads in &matrix.threads {
                 let id_of = |spec: &PromptSpec| {
                     benchmark_id(backend.name(), &model_info.name, &model_info.quantization, &spec.name(), threads)
@@ -144,6 +163,16 @@ pub fn run(matrix: &Matrix, results: &mut RunResults, show_progress: bool) -> Re
                 let (mut model, load) = engine::load_model(backend.as_ref(), &model_ref.path, &options)
                     .with_context(|| format!("loading {} with {}", model_ref.path.display(), backend.name()))?;
                 model_info.n_params = model.details().n_params;
+                if let (Some(options), None) = (&quality, &model_quality) {
+                    // Once per model, before its speed runs; the scoring context is freed before they start.
+                    let engine = format!("{} {}", engine_info.backend, engine_info.version);
+                    if show_progress {
+                        eprintln!("scoring perplexity of {} on {}", model_info.name, options.corpus.display());
+                    }
+                    let q = score_corpus(model.as_mut(), &model_ref.path, &engine, options)
+                        .with_context(|| format!("perplexity of {}", model_info.name))?;
+                    model_quality = Some(q);
+                }
                 for (spec, id) in selected {
                     index += 1;
                     let prompt = prompts::resolve(spec, model.as_ref())?;
@@ -164,19 +193,40 @@ pub fn run(matrix: &Matrix, results: &mut RunResults, show_progress: bool) -> Re
                     })
                     .with_context(|| format!("benchmark {id}"))?;
                     bar.finish_and_clear();
-                    results.benchmarks.push(benchmark_result(
-                        id,
-                        &engine_info,
-                        &model_info,
-                        &options,
-                        &matrix.plan,
-                        &prompt,
-                        &load,
-                        runs,
-                    ));
+                    let mut result =
+                        benchmark_result(id, &engine_info, &model_info, &options, &matrix.plan, &prompt, &load, runs);
+                    result.quality = model_quality.clone();
+                    results.benchmarks.push(result);
+                    pareto::mark_run(results)?;
                 }
             }
         }
     }
     Ok(())
+}
+
+/// Scores the KL-divergence base (when there is one) and saves its distribution under target/tokbench/quality/,
+/// returning the options every model is then scored with.
+fn prepare_quality(matrix: &Matrix, plan: &QualityPlan) -> Result<QualityOptions> {
+    let mut options = QualityOptions { save_base: None, kld_base: None, ..plan.options.clone() };
+    let Some(base) = &plan.kld_base else { return Ok(options) };
+    let backend = backends::create(&matrix.backends[0])?;
+    let engine = backend.engine_info();
+    let load = LoadOptions { threads: matrix.threads[0], ..matrix.load.clone() };
+    let (mut model, _) = engine::load_model(backend.as_ref(), &base.path, &load)
+        .with_context(|| format!("loading the KL-divergence base {}", base.path.display()))?;
+    let stem = |p: &std::path::Path| p.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
+    let file = PathBuf::from("target/tokbench/quality").join(format!(
+        "{}.{}.ctx{}.top{}.tklp",
+        stem(&base.path),
+        stem(&options.corpus),
+        options.n_ctx,
+        options.top_k
+    ));
+    eprintln!("scoring the KL-divergence base {} on {}", base.name, options.corpus.display());
+    let base_options = QualityOptions { save_base: Some(file.clone()), ..options.clone() };
+    score_corpus(model.as_mut(), &base.path, &format!("{} {}", engine.backend, engine.version), &base_options)
+        .with_context(|| format!("perplexity of the KL-divergence base {}", base.name))?;
+    options.kld_base = Some(file);
+    Ok(options)
 }

@@ -184,7 +184,8 @@ pub fn fetch_wikitext2() -> Result<PathBuf> {
     } else {
         verify(&entry, &zip).with_context(|| format!("delete {} and run again", zip.display()))?;
     }
-    let script = "import sys, zipfile\nzipfile.ZipFile(sys.argv[1]).extract('wikitext-2-raw/wiki.test.raw', sys.argv[2])\n";
+    let script =
+        "import sys, zipfile\nzipfile.ZipFile(sys.argv[1]).extract('wikitext-2-raw/wiki.test.raw', sys.argv[2])\n";
     let status = Command::new("python3").arg("-c").arg(script).arg(&zip).arg(&dir).status()?;
     ensure!(status.success(), "{} has no wikitext-2-raw/wiki.test.raw", zip.display());
     cached_wikitext2().ok_or_else(|| anyhow!("wiki.test.raw was not unpacked into {}", dir.display()))

@@ -273,23 +273,34 @@ pub struct VsPerplexityArgs {
     llama_cpp_python: String,
 }
 
-/// llama-perplexity's `Final estimate: PPL = 12.3456 +/- 0.12345` and its prompt-eval tokens/s (llama_perf).
+/// From llama-perplexity's log (stderr): `Final estimate: PPL = 12.3456 +/- 0.12345`, and its scoring tokens/s:
+/// chunks × n_ctx (from `calculating perplexity over N chunks, n_ctx=C`) over the time between that line and the
+/// final estimate, read from the log's own timestamps (`m.ss.mmm.uuu`), so it covers the same loop tokbench times
+/// (batched decoding and log-softmax), without model loading or tokenization.
 fn parse_llama_perplexity(log: &str) -> Result<(f64, f64, f64)> {
-    let line = log
+    let stamp = |s: &str| -> Option<f64> {
+        let p: Vec<f64> = s.split('.').map(|x| x.parse::<f64>().ok()).collect::<Option<_>>()?;
+        (p.len() == 4).then(|| p[0] * 60.0 + p[1] + p[2] / 1e3 + p[3] / 1e6)
+    };
+    let start_line = log
         .lines()
-        .find(|l| l.contains("Final estimate: PPL ="))
+        .find(|l| l.contains("calculating perplexity over"))
+        .ok_or_else(|| anyhow!("llama-perplexity did not start scoring:\n{log}"))?;
+    let start = start_line.split_whitespace().next().and_then(stamp);
+    let tokens = {
+        let chunks = start_line.split("over ").nth(1).and_then(|t| t.split_whitespace().next()?.parse::<f64>().ok());
+        let n_ctx = start_line.split("n_ctx=").nth(1).and_then(|t| t.split(',').next()?.parse::<f64>().ok());
+        chunks.zip(n_ctx).map(|(c, n)| c * n)
+    };
+    let (before, after) = log
+        .split_once(" I Final estimate: PPL =")
         .ok_or_else(|| anyhow!("llama-perplexity printed no final estimate:\n{log}"))?;
-    let mut numbers = line.split(['=', ' ']).filter_map(|w| w.parse::<f64>().ok());
-    let (ppl, se) = (numbers.next(), numbers.next());
-    let eval = log
-        .lines()
-        .find(|l| l.contains("prompt eval time"))
-        .and_then(|l| l.split(',').next_back())
-        .and_then(|tail| tail.split_whitespace().next())
-        .and_then(|w| w.parse::<f64>().ok());
-    match (ppl, se, eval) {
-        (Some(p), Some(s), Some(e)) => Ok((p, s, e)),
-        _ => Err(anyhow!("cannot read PPL / tokens per second from llama-perplexity's output:\n{line}")),
+    let end = before.split_whitespace().next_back().and_then(stamp);
+    let mut numbers =
+        after.lines().next().unwrap_or("").split([' ', '+', '/', '-']).filter_map(|w| w.parse::<f64>().ok());
+    match (numbers.next(), numbers.next(), start, end, tokens) {
+        (Some(ppl), Some(se), Some(t0), Some(t1), Some(n)) if t1 > t0 => Ok((ppl, se, n / (t1 - t0))),
+        _ => Err(anyhow!("cannot read PPL and timing from llama-perplexity's log:\n{start_line}\n...{after}")),
     }
 }
 
@@ -341,7 +352,7 @@ pub fn vs_llama_perplexity(args: &VsPerplexityArgs) -> Result<()> {
                 .args(&chunks)
                 .output()
                 .context("cannot start llama-perplexity")?;
-            let log = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+            let log = String::from_utf8_lossy(&out.stderr).into_owned();
             ensure!(out.status.success(), "llama-perplexity failed ({}):\n{log}", out.status);
             theirs.push(parse_llama_perplexity(&log)?);
             Ok(())
@@ -413,12 +424,15 @@ mod tests {
 
     #[test]
     fn reads_llama_perplexity_output() {
-        let log = "perplexity: calculating perplexity over 16 chunks, n_ctx=512, batch_size=2048, n_seq=4\n\
-                   [1]12.1,[2]13.0,\n\
-                   Final estimate: PPL = 12.3456 +/- 0.12345\n\n\
-                   llama_perf_context_print: prompt eval time =    5000.00 ms /  8192 tokens (    0.61 ms per \
-                   token,  1638.40 tokens per second)\n";
-        assert_eq!(parse_llama_perplexity(log).unwrap(), (12.3456, 0.12345, 1638.40));
-        assert!(parse_llama_perplexity("no estimate").unwrap_err().to_string().contains("no final estimate"));
+        // As llama-cpp-python 0.3.36's llama-perplexity writes it: the ETA's value goes to stdout, so the final
+        // estimate's timestamp follows "ETA " on the same stderr line.
+        let log =
+            "0.00.481.113 I perplexity: calculating perplexity over 4 chunks, n_ctx=128, batch_size=2048, n_seq=16\n\
+                   0.02.955.912 I perplexity: 2.47 seconds per pass - ETA 0.02.989.993 I Final estimate: PPL = 33.9978 \
+                   +/- 6.66952\n";
+        let (ppl, se, tps) = parse_llama_perplexity(log).unwrap();
+        assert_eq!((ppl, se), (33.9978, 6.66952));
+        assert!((tps - 512.0 / (2.989993 - 0.481113)).abs() < 1e-6, "{tps}");
+        assert!(parse_llama_perplexity("no estimate").unwrap_err().to_string().contains("did not start scoring"));
     }
 }

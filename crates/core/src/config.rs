@@ -19,6 +19,34 @@ pub struct Config {
     #[serde(default, rename = "prompt")]
     pub prompts: Vec<PromptEntry>,
     pub ladder: Option<Ladder>,
+    pub quality: Option<QualityConfig>,
+}
+
+/// Quality beside speed in `tokbench run`: each model's perplexity on a corpus (scored once per model, before its
+/// speed benchmarks, with a scoring context that is freed again), KL-divergence against a base model, and the
+/// Pareto frontier of speed against perplexity in the results.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QualityConfig {
+    /// Text file, relative to the config's directory (WikiText-2's wiki.test.raw for real comparisons).
+    pub corpus: PathBuf,
+    /// Tokens per chunk, as llama-perplexity's -c.
+    #[serde(default = "default_quality_ctx")]
+    pub ctx: usize,
+    /// Score only the first K chunks (a faster, rougher figure on a big corpus).
+    pub chunks: Option<usize>,
+    /// Model (name or `name@TYPE`) whose distribution the others are compared with by KL-divergence.
+    pub kld_base: Option<String>,
+    #[serde(default = "default_top_k")]
+    pub top_k: usize,
+}
+
+fn default_quality_ctx() -> usize {
+    512
+}
+
+fn default_top_k() -> usize {
+    32
 }
 
 /// The quantization ladder that `cargo xtask quantize` derives from one base model through llama.cpp's quantize
@@ -206,6 +234,13 @@ impl Config {
         }
         for name in &r.models {
             self.resolve_model(name)?;
+        }
+        if let Some(q) = &self.quality {
+            ensure!(q.ctx >= 16, "[quality] ctx must be at least 16");
+            ensure!(q.top_k > 0, "[quality] top_k must be at least 1");
+            if let Some(base) = &q.kld_base {
+                self.resolve_model(base).context("[quality] kld_base")?;
+            }
         }
         for m in &self.models {
             ensure!(

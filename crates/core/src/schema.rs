@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
+use crate::quality::measure::QualityResult;
+use crate::quality::pareto::ParetoMarks;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
@@ -52,6 +54,12 @@ pub struct BenchmarkResult {
     pub summary: BTreeMap<Metric, Summary>,
     /// Human-readable warnings about this benchmark's numbers (high variation, outliers, ...).
     pub warnings: Vec<String>,
+    /// The model's quality on the config's `[quality]` corpus (the same for every benchmark of the model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<QualityResult>,
+    /// Where this configuration sits on the run's speed-against-perplexity Pareto frontiers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pareto: Option<ParetoMarks>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -113,7 +113,15 @@ impl Backend for LlamaCpp {
         })?;
         let n_ctx = cell.with_dependent(|_, ctx| ctx.n_ctx()) as usize;
         let n_batch = cell.with_dependent(|_, ctx| ctx.n_batch()) as usize;
-        Ok(Box::new(LlamaLoaded { cell, backend, options: options.clone(), eog_bias: eog, n_ctx, n_batch, n_ctx_train }))
+        Ok(Box::new(LlamaLoaded {
+            cell,
+            backend,
+            options: options.clone(),
+            eog_bias: eog,
+            n_ctx,
+            n_batch,
+            n_ctx_train,
+        }))
     }
 }
 
@@ -251,7 +259,11 @@ impl LoadedModel for LlamaLoaded {
             "a perplexity context of {n_ctx} tokens is larger than the {} this model was trained with: lower --ctx",
             self.n_ctx_train
         );
-        ensure!(tokens.len() >= n_ctx * n_chunks, "{n_chunks} chunks of {n_ctx} tokens need more than {} tokens", tokens.len());
+        ensure!(
+            tokens.len() >= n_ctx * n_chunks,
+            "{n_chunks} chunks of {n_ctx} tokens need more than {} tokens",
+            tokens.len()
+        );
         ensure!(first_scored < n_ctx, "first scored position {first_scored} is outside a chunk of {n_ctx}");
         // As llama-perplexity: as many chunks per decode call as the logical batch holds, each its own sequence,
         // so a 512-token context is scored four chunks at a time with the default batch of 2048.
@@ -260,7 +272,8 @@ impl LoadedModel for LlamaLoaded {
         let n_kv = n_seq * n_ctx;
         let n_batch = batch_limit.min(n_kv);
         let (model, backend) = (self.cell.borrow_owner(), self.backend);
-        let params = context_params(&self.options, u32::try_from(n_kv)?, u32::try_from(n_batch)?, u32::try_from(n_seq)?)?;
+        let params =
+            context_params(&self.options, u32::try_from(n_kv)?, u32::try_from(n_batch)?, u32::try_from(n_seq)?)?;
         // A second context on the same weights: the model is not loaded twice, and this context (with room for
         // every position's logits) is freed when scoring ends, before any speed benchmark uses the model again.
         let mut ctx = model
@@ -284,16 +297,17 @@ impl LoadedModel for LlamaLoaded {
                 for seq in 0..seqs_here {
                     let chunk = group_start + seq;
                     let chunk_tokens = &tokens[chunk * n_ctx..(chunk + 1) * n_ctx];
-                    for pos in pos_start..pos_start + part_len {
+                    for (pos, &token) in chunk_tokens.iter().enumerate().skip(pos_start).take(part_len) {
                         let token = match (pos, bos) {
                             (0, Some(bos)) => bos,
-                            _ => LlamaToken(chunk_tokens[pos] as i32),
+                            _ => LlamaToken(token as i32),
                         };
                         batch.add(token, pos as i32, &[seq as i32], scored(pos))?;
                     }
                 }
-                ctx.decode(&mut batch)
-                    .with_context(|| format!("llama.cpp failed to decode chunk {group_start} (positions from {pos_start})"))?;
+                ctx.decode(&mut batch).with_context(|| {
+                    format!("llama.cpp failed to decode chunk {group_start} (positions from {pos_start})")
+                })?;
                 // Logits are looked up by batch index; walk the batch in the order it was filled.
                 for seq in 0..seqs_here {
                     for pos in (pos_start..pos_start + part_len).filter(|&p| scored(p)) {

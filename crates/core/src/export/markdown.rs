@@ -3,10 +3,12 @@ use std::fmt::Write;
 
 use super::mean_with_ci;
 use crate::metrics::{format_bytes, format_value, Metric, Unit};
+use crate::quality::pareto::ParetoVerdict;
 use crate::schema::RunResults;
 
 pub fn table(results: &RunResults) -> String {
     let mut out = String::new();
+    let with_quality = results.benchmarks.iter().any(|b| b.quality.is_some());
     // (title, right-aligned): numbers align right, names left, as llama-bench prints them.
     let columns = [
         ("model", false),
@@ -24,15 +26,18 @@ pub fn table(results: &RunResults) -> String {
         ("RSS after load", true),
         ("peak RAM Δ", true),
     ];
-    let _ = writeln!(out, "| {} |", columns.map(|c| c.0).join(" | "));
-    let _ = writeln!(out, "|{}", columns.map(|c| if c.1 { "---:|" } else { "---|" }).concat());
+    let quality_columns = [("PPL ± se", true), ("KLD", true), ("Pareto: decode / TTFT vs PPL", false)];
+    let columns: Vec<(&str, bool)> =
+        columns.iter().chain(if with_quality { &quality_columns[..] } else { &[] }).copied().collect();
+    let _ = writeln!(out, "| {} |", columns.iter().map(|c| c.0).collect::<Vec<_>>().join(" | "));
+    let _ = writeln!(out, "|{}", columns.iter().map(|c| if c.1 { "---:|" } else { "---|" }).collect::<String>());
     for b in &results.benchmarks {
         let itl = [Metric::ItlP50S, Metric::ItlP90S, Metric::ItlP99S]
             .iter()
             .map(|m| b.summary.get(m).map_or("-".into(), |s| format_value(Unit::Seconds, s.median)))
             .collect::<Vec<_>>()
             .join(" / ");
-        let row = [
+        let mut row = vec![
             escape(&b.model.name),
             escape(&b.model.quantization),
             escape(&b.engine.backend),
@@ -52,6 +57,18 @@ pub fn table(results: &RunResults) -> String {
             ),
             b.summary.get(&Metric::PeakRssDeltaBytes).map_or("-".into(), |s| format_bytes(s.max)),
         ];
+        if with_quality {
+            let q = b.quality.as_ref();
+            row.push(q.map_or("-".into(), |q| format!("{:.3} ± {:.3}", q.ppl, q.ppl_std_error)));
+            row.push(q.and_then(|q| q.kld.as_ref()).map_or("-".into(), |k| format!("{:.4}", k.summary.mean_kld)));
+            row.push(b.pareto.as_ref().map_or("-".into(), |p| {
+                let mark = |v: &ParetoVerdict| match v {
+                    ParetoVerdict::Optimal => "optimal".to_string(),
+                    ParetoVerdict::Dominated { by } => format!("dominated by {}", escape(by)),
+                };
+                format!("{} / {}", mark(&p.decode_vs_ppl), mark(&p.ttft_vs_ppl))
+            }));
+        }
         let _ = writeln!(out, "| {} |", row.join(" | "));
     }
     out

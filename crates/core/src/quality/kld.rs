@@ -169,7 +169,8 @@ mod tests {
     #[test]
     fn the_summary_adds_up() {
         let mut acc = KldAccumulator::default();
-        let tok = |kld, same, pb: f64, pc: f64| TokenKld { kld, same_top: same, p_base_target: pb, p_current_target: pc };
+        let tok =
+            |kld, same, pb: f64, pc: f64| TokenKld { kld, same_top: same, p_base_target: pb, p_current_target: pc };
         acc.add(tok(0.1, true, 0.5, 0.25), 0.25f64.ln());
         acc.add(tok(0.3, false, 0.5, 0.5), 0.5f64.ln());
         let s = acc.finish();

@@ -18,7 +18,7 @@ use crate::backend::{LoadedModel, ScoringRequest};
 use crate::digest::sha256_file;
 
 /// What a perplexity pass was asked to do.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct QualityOptions {
     pub corpus: PathBuf,
     pub n_ctx: usize,
@@ -68,8 +68,9 @@ pub struct KldVsBase {
 
 /// Reads a corpus, rejecting what cannot be scored with a message that names the file and the fix.
 pub fn read_corpus(path: &Path) -> Result<String> {
-    let bytes = std::fs::read(path)
-        .with_context(|| format!("cannot read the corpus {}: pass an existing text file to --corpus", path.display()))?;
+    let bytes = std::fs::read(path).with_context(|| {
+        format!("cannot read the corpus {}: pass an existing text file to --corpus", path.display())
+    })?;
     ensure!(!bytes.is_empty(), "the corpus {} is empty: give it some text to score", path.display());
     String::from_utf8(bytes).map_err(|e| {
         anyhow!(
@@ -89,8 +90,6 @@ pub fn score_corpus(
 ) -> Result<QualityResult> {
     let text = read_corpus(&options.corpus)?;
     let tokens = model.tokenize(&text)?;
-    let plan = chunk_plan(tokens.len(), options.n_ctx, options.max_chunks)
-        .with_context(|| format!("the corpus {} has {} tokens", options.corpus.display(), tokens.len()))?;
     if let Some(train) = model.details().n_ctx_train {
         ensure!(
             options.n_ctx <= train as usize,
@@ -98,6 +97,8 @@ pub fn score_corpus(
             options.n_ctx
         );
     }
+    let plan = chunk_plan(tokens.len(), options.n_ctx, options.max_chunks)
+        .with_context(|| format!("cannot score the corpus {}", options.corpus.display()))?;
     let n_vocab = model.details().n_vocab.map(|v| v as usize);
     let corpus = CorpusInfo {
         file_name: file_name(&options.corpus),
@@ -133,12 +134,8 @@ pub fn score_corpus(
     let mut ppl = PerplexityAccumulator::default();
     let mut kld = KldAccumulator::default();
     let mut scored = 0usize;
-    let request = ScoringRequest {
-        tokens: &tokens,
-        n_ctx: plan.n_ctx,
-        n_chunks: plan.n_chunks,
-        first_scored: plan.first_scored,
-    };
+    let request =
+        ScoringRequest { tokens: &tokens, n_ctx: plan.n_ctx, n_chunks: plan.n_chunks, first_scored: plan.first_scored };
     let started = Instant::now();
     model.score_chunks(&request, &mut |at| {
         let target = tokens[at.chunk * plan.n_ctx + at.position + 1];

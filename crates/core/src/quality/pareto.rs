@@ -3,7 +3,8 @@
 use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::metrics::Better;
+use crate::metrics::{Better, Metric};
+use crate::schema::RunResults;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParetoPoint {
@@ -17,13 +18,57 @@ pub struct ParetoPoint {
 pub enum ParetoVerdict {
     Optimal,
     /// `by`: of the points that dominate this one, the best on x (ties: smallest id), so output is deterministic.
-    Dominated { by: String },
+    Dominated {
+        by: String,
+    },
 }
 
 impl ParetoVerdict {
     pub fn is_optimal(&self) -> bool {
         matches!(self, ParetoVerdict::Optimal)
     }
+}
+
+/// A benchmark's place on the two frontiers tokbench reports, among the benchmarks of its run with the same prompt
+/// set and thread count (so across models, quantizations and backends).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParetoMarks {
+    /// Median decode tok/s (higher is better) against PPL (lower is better).
+    pub decode_vs_ppl: ParetoVerdict,
+    /// Median TTFT (lower is better) against PPL.
+    pub ttft_vs_ppl: ParetoVerdict,
+}
+
+/// Marks every benchmark that has a perplexity; a dominated one names the dominating configuration as
+/// `backend/model`.
+pub fn mark_run(results: &mut RunResults) -> Result<()> {
+    let mut groups: std::collections::BTreeMap<(String, usize), Vec<usize>> = Default::default();
+    for (i, b) in results.benchmarks.iter().enumerate() {
+        if b.quality.is_some() && b.summary.contains_key(&Metric::DecodeTps) && b.summary.contains_key(&Metric::TtftS) {
+            groups.entry((b.prompt.name.clone(), b.settings.threads)).or_default().push(i);
+        }
+    }
+    for members in groups.values() {
+        let points = |m: Metric| -> Vec<ParetoPoint> {
+            members
+                .iter()
+                .map(|&i| {
+                    let b = &results.benchmarks[i];
+                    ParetoPoint {
+                        id: format!("{}/{}", b.engine.backend, b.model.name),
+                        x: b.summary[&m].median,
+                        y: b.quality.as_ref().expect("filtered").ppl,
+                    }
+                })
+                .collect()
+        };
+        let decode = frontier(&points(Metric::DecodeTps), Better::Higher, Better::Lower)?;
+        let ttft = frontier(&points(Metric::TtftS), Better::Lower, Better::Lower)?;
+        for ((&i, d), t) in members.iter().zip(decode).zip(ttft) {
+            results.benchmarks[i].pareto = Some(ParetoMarks { decode_vs_ppl: d, ttft_vs_ppl: t });
+        }
+    }
+    Ok(())
 }
 
 /// One verdict per point, in input order. Equal points do not dominate each other.
