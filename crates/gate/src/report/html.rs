@@ -97,10 +97,14 @@ struct Point {
     y_hi: f64,
     label: String,
     baseline: bool,
+    /// On the decode-vs-PPL Pareto frontier of its run.
+    optimal: bool,
 }
 
 #[derive(Serialize)]
 struct Scatter {
+    /// Perplexity on the x axis (the Pareto chart); false: TTFT stands in, because no result has a perplexity.
+    pareto: bool,
     x_label: String,
     y_label: String,
     x_ticks: Vec<Tick>,
@@ -226,14 +230,17 @@ fn row_of(b: &crate::compare::BenchmarkComparison, m: &crate::compare::MetricCom
     }
 }
 
-/// Decode tok/s (y) against TTFT (x), medians with min–max whiskers, current and baseline.
+/// The Pareto chart: decode tok/s (y) against perplexity (x, ± its standard error), current and baseline, the
+/// current run's frontier marked. Without perplexities in the results, TTFT stands in on the x axis.
 fn scatter(inputs: &Inputs) -> Option<Scatter> {
     struct P {
         x: [f64; 3],
         y: [f64; 3],
         label: String,
         baseline: bool,
+        optimal: bool,
     }
+    let pareto = inputs.current.iter().any(|b| b.quality.is_some());
     let span = |xs: &[f64]| -> Option<[f64; 3]> {
         (!xs.is_empty()).then(|| {
             let med = median(xs);
@@ -241,10 +248,25 @@ fn scatter(inputs: &Inputs) -> Option<Scatter> {
             [med, lo, hi]
         })
     };
+    let x_of = |b: &BenchmarkResult| -> Option<[f64; 3]> {
+        if pareto {
+            b.quality.as_ref().map(|q| [q.ppl, q.ppl - q.ppl_std_error, q.ppl + q.ppl_std_error])
+        } else {
+            span(&samples(b, Metric::TtftS))
+        }
+    };
     let mut pts = Vec::new();
     let mut add = |b: &BenchmarkResult, baseline: bool| {
-        if let (Some(x), Some(y)) = (span(&samples(b, Metric::TtftS)), span(&samples(b, Metric::DecodeTps))) {
-            pts.push(P { x, y, label: format!("{}{}", b.id, if baseline { " (baseline)" } else { "" }), baseline });
+        if let (Some(x), Some(y)) = (x_of(b), span(&samples(b, Metric::DecodeTps))) {
+            let verdict = b.pareto.as_ref().map(|p| &p.decode_vs_ppl);
+            let optimal = !baseline && verdict.is_some_and(|v| v.is_optimal());
+            let mark = match verdict {
+                Some(tokbench_core::quality::pareto::ParetoVerdict::Dominated { by }) => format!(": dominated by {by}"),
+                Some(_) => ": Pareto-optimal".to_string(),
+                None => String::new(),
+            };
+            let label = format!("{}{}{}", b.id, if baseline { " (baseline)" } else { "" }, mark);
+            pts.push(P { x, y, label, baseline, optimal });
         }
     };
     for b in inputs.current {
@@ -256,12 +278,15 @@ fn scatter(inputs: &Inputs) -> Option<Scatter> {
     if pts.is_empty() {
         return None;
     }
-    let (x0, x1, xt) = axis(pts.iter().flat_map(|p| p.x), Unit::Seconds);
+    // PPL is a plain number; the tokens/s formatter prints plain numbers.
+    let x_unit = if pareto { Unit::TokensPerSecond } else { Unit::Seconds };
+    let (x0, x1, xt) = axis(pts.iter().flat_map(|p| p.x), x_unit);
     let (y0, y1, yt) = axis(pts.iter().flat_map(|p| p.y), Unit::TokensPerSecond);
     let sx = |v| lin(v, x0, x1, ML, W - MR);
     let sy = |v| lin(v, y0, y1, H - MB, MT);
     Some(Scatter {
-        x_label: "time to first token (lower is better)".into(),
+        pareto,
+        x_label: if pareto { "perplexity (lower is better)" } else { "time to first token (lower is better)" }.into(),
         y_label: "decode tok/s (higher is better)".into(),
         x_ticks: xt.into_iter().map(|(v, label)| Tick { pos: sx(v), label }).collect(),
         y_ticks: yt.into_iter().map(|(v, label)| Tick { pos: sy(v), label }).collect(),
@@ -276,6 +301,7 @@ fn scatter(inputs: &Inputs) -> Option<Scatter> {
                 y_hi: sy(p.y[2]),
                 label: p.label,
                 baseline: p.baseline,
+                optimal: p.optimal,
             })
             .collect(),
     })
