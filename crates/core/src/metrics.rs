@@ -187,6 +187,10 @@ pub enum Metric {
     ItlP90S,
     ItlP99S,
     PeakRssDeltaBytes,
+    /// Quality, one value per model and corpus (not per run): perplexity on the `[quality]` corpus.
+    Perplexity,
+    /// Quality: mean KL-divergence from the `[quality]` base.
+    MeanKld,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,9 +204,12 @@ pub enum Unit {
     Seconds,
     TokensPerSecond,
     Bytes,
+    /// A plain number (perplexity, KL-divergence).
+    Number,
 }
 
 impl Metric {
+    /// The metrics every timed run has.
     pub const ALL: [Metric; 8] = [
         Metric::TtftS,
         Metric::PrefillTps,
@@ -214,6 +221,13 @@ impl Metric {
         Metric::PeakRssDeltaBytes,
     ];
 
+    /// Quality metrics: one deterministic value per benchmark (from its `quality` record), not a sample per run.
+    pub const QUALITY: [Metric; 2] = [Metric::Perplexity, Metric::MeanKld];
+
+    pub fn is_quality(self) -> bool {
+        Metric::QUALITY.contains(&self)
+    }
+
     pub fn key(self) -> &'static str {
         match self {
             Metric::TtftS => "ttft_s",
@@ -224,6 +238,8 @@ impl Metric {
             Metric::ItlP90S => "itl_p90_s",
             Metric::ItlP99S => "itl_p99_s",
             Metric::PeakRssDeltaBytes => "peak_rss_delta_bytes",
+            Metric::Perplexity => "perplexity",
+            Metric::MeanKld => "mean_kld",
         }
     }
 
@@ -237,6 +253,8 @@ impl Metric {
             Metric::ItlP90S => "ITL p90",
             Metric::ItlP99S => "ITL p99",
             Metric::PeakRssDeltaBytes => "peak RAM Δ",
+            Metric::Perplexity => "PPL",
+            Metric::MeanKld => "mean KLD",
         }
     }
 
@@ -244,6 +262,7 @@ impl Metric {
         match self {
             Metric::PrefillTps | Metric::DecodeTps => Unit::TokensPerSecond,
             Metric::PeakRssDeltaBytes => Unit::Bytes,
+            Metric::Perplexity | Metric::MeanKld => Unit::Number,
             _ => Unit::Seconds,
         }
     }
@@ -282,6 +301,7 @@ fn display_scale(unit: Unit, value: f64) -> (f64, &'static str, usize) {
         Unit::Seconds => (1.0, " s", 3),
         Unit::TokensPerSecond => (1.0, "", 2),
         Unit::Bytes => (1.0, " B", 0),
+        Unit::Number => (1.0, "", 4),
     }
 }
 

@@ -185,6 +185,20 @@ impl RunSample {
             Metric::ItlP90S => self.itl_p90_s,
             Metric::ItlP99S => self.itl_p99_s,
             Metric::PeakRssDeltaBytes => Some(self.peak_rss_delta_bytes as f64),
+            // Per model, not per run: see `BenchmarkResult::quality`.
+            Metric::Perplexity | Metric::MeanKld => None,
+        }
+    }
+}
+
+impl BenchmarkResult {
+    /// A quality metric's value from the `quality` record, when it was measured.
+    pub fn quality_value(&self, metric: Metric) -> Option<f64> {
+        let q = self.quality.as_ref()?;
+        match metric {
+            Metric::Perplexity => Some(q.ppl),
+            Metric::MeanKld => q.kld.as_ref().map(|k| k.summary.mean_kld),
+            _ => None,
         }
     }
 }

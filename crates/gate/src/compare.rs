@@ -7,7 +7,7 @@ use tokbench_core::schema::BenchmarkResult;
 
 use crate::baseline::BaselineSet;
 use crate::config::GateConfig;
-use crate::rule::{judge, Judgement, Threshold, Verdict};
+use crate::rule::{judge, judge_deterministic, Judgement, Threshold, Verdict};
 
 pub const REPORT_FORMAT: &str = "tokbench-gate-report";
 pub const REPORT_VERSION: u32 = 1;
@@ -70,8 +70,11 @@ pub struct Confirmation {
     pub judgement: Judgement,
 }
 
-/// A metric's finite samples in run order.
+/// A metric's finite samples in run order; for a quality metric, its one value.
 pub fn samples(b: &BenchmarkResult, metric: Metric) -> Vec<f64> {
+    if metric.is_quality() {
+        return b.quality_value(metric).filter(|v| v.is_finite()).into_iter().collect();
+    }
     b.runs.iter().filter_map(|r| r.value(metric)).filter(|v| v.is_finite()).collect()
 }
 
@@ -113,6 +116,10 @@ fn metric_row(
         (true, true) => return None, // not measured on either side (e.g. decode rate of a 1-token run)
         (true, false) => (Verdict::New, None),
         (false, true) => (Verdict::Missing, None),
+        (false, false) if metric.is_quality() => {
+            let j = judge_deterministic(b[0], c[0], metric.better(), threshold);
+            (j.verdict, Some(j))
+        }
         (false, false) => {
             let j = judge(&b, &c, metric.better(), threshold, config.alpha);
             (j.verdict, Some(j))
@@ -220,7 +227,8 @@ impl GateReport {
                 continue;
             };
             for m in &mut b.metrics {
-                if m.verdict != Verdict::Regressed {
+                // A quality metric is deterministic: a re-run would only repeat it.
+                if m.verdict != Verdict::Regressed || m.metric.is_quality() {
                     continue;
                 }
                 let s = samples(f, m.metric);

@@ -38,15 +38,26 @@ impl Default for GateConfig {
     fn default() -> Self {
         GateConfig {
             alpha: DEFAULT_ALPHA,
-            metrics: vec![Metric::TtftS, Metric::PrefillTps, Metric::DecodeTps, Metric::PeakRssDeltaBytes],
+            metrics: vec![
+                Metric::TtftS,
+                Metric::PrefillTps,
+                Metric::DecodeTps,
+                Metric::PeakRssDeltaBytes,
+                Metric::Perplexity,
+                Metric::MeanKld,
+            ],
             threshold: BTreeMap::from([
                 (Metric::TtftS, 0.10),
                 (Metric::PrefillTps, 0.05),
                 (Metric::DecodeTps, 0.05),
                 (Metric::PeakRssDeltaBytes, 0.05),
+                // Deterministic on one machine, so any real move counts; 0.5% is the llama-perplexity agreement bound.
+                (Metric::Perplexity, 0.005),
+                (Metric::MeanKld, 0.10),
             ]),
             // A page or two of RSS moves between identical runs; 1 MiB is noise for an LLM, not a regression.
-            min_abs: BTreeMap::from([(Metric::PeakRssDeltaBytes, 1024.0 * 1024.0)]),
+            // The KLD base's own KLD is 0, so a relative change alone cannot judge it.
+            min_abs: BTreeMap::from([(Metric::PeakRssDeltaBytes, 1024.0 * 1024.0), (Metric::MeanKld, 0.001)]),
         }
     }
 }
@@ -132,7 +143,7 @@ mod tests {
     #[test]
     fn unknown_keys_and_metrics_and_bad_values_are_errors() {
         assert!(GateConfig::parse("[gate]\nalpah = 0.1\n").is_err());
-        assert!(GateConfig::parse("[gate.threshold]\nperplexity = 0.1\n").is_err());
+        assert!(GateConfig::parse("[gate.threshold]\nbogus_metric = 0.1\n").is_err());
         let e = GateConfig::parse("[gate.threshold]\nttft_s = -1\n").unwrap_err().to_string();
         assert!(e.contains("gate.threshold.ttft_s"), "{e}");
         assert!(GateConfig::parse("[gate]\nmetrics = []\n").is_err());

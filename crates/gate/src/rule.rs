@@ -172,6 +172,40 @@ pub fn judge(baseline: &[f64], current: &[f64], better: Better, threshold: Thres
     }
 }
 
+/// Judges a deterministic value (perplexity, KLD: the same on every run of the same build on one machine), where
+/// there is no noise to test against: regressed or improved when the change is beyond the threshold, else unchanged.
+pub fn judge_deterministic(baseline: f64, current: f64, better: Better, threshold: Threshold) -> Judgement {
+    let est = current - baseline;
+    let rel = (baseline != 0.0).then(|| est / baseline.abs());
+    let material = rel.is_none_or(|r| r.abs() >= threshold.rel) && est.abs() >= threshold.abs && est != 0.0;
+    let worse = match better {
+        Better::Higher => est < 0.0,
+        Better::Lower => est > 0.0,
+    };
+    let verdict = match (material, worse) {
+        (true, true) => Verdict::Regressed,
+        (true, false) => Verdict::Improved,
+        _ => Verdict::Unchanged,
+    };
+    Judgement {
+        verdict,
+        scale: Scale::Difference,
+        rel_change: rel,
+        rel_low: rel,
+        rel_high: rel,
+        abs_change: est,
+        abs_low: est,
+        abs_high: est,
+        confidence: 1.0,
+        significant: est != 0.0,
+        material,
+        baseline_median: baseline,
+        current_median: current,
+        n_baseline: 1,
+        n_current: 1,
+    }
+}
+
 /// The order statistic k (1-based) of the exact Mann–Whitney shift interval and its actual coverage, or None when
 /// the sample sizes cannot reach level α at all.
 pub fn mann_whitney_k(m: usize, n: usize, alpha: f64) -> Option<(usize, f64)> {
@@ -274,6 +308,22 @@ fn erfc(x: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn deterministic_quality_values_are_judged_by_their_change_alone() {
+        let t = Threshold { rel: 0.005, abs: 0.0 };
+        // PPL 30.24 → 30.40 is +0.53%: regressed (lower is better); → 30.30 (+0.2%) unchanged; → 30.0 improved.
+        let j = judge_deterministic(30.24, 30.40, Better::Lower, t);
+        assert_eq!(j.verdict, Verdict::Regressed);
+        assert!((j.rel_change.unwrap() - 0.16 / 30.24).abs() < 1e-12 && j.confidence == 1.0);
+        assert_eq!(judge_deterministic(30.24, 30.30, Better::Lower, t).verdict, Verdict::Unchanged);
+        assert_eq!(judge_deterministic(30.24, 30.0, Better::Lower, t).verdict, Verdict::Improved);
+        assert_eq!(judge_deterministic(30.24, 30.24, Better::Lower, t).verdict, Verdict::Unchanged);
+        // A KLD base's own KLD is 0: only the absolute floor can judge a change from it.
+        let kld = Threshold { rel: 0.10, abs: 0.001 };
+        assert_eq!(judge_deterministic(0.0, 0.0005, Better::Lower, kld).verdict, Verdict::Unchanged);
+        assert_eq!(judge_deterministic(0.0, 0.002, Better::Lower, kld).verdict, Verdict::Regressed);
+    }
 
     const T5: Threshold = Threshold { rel: 0.05, abs: 0.0 };
 

@@ -144,3 +144,40 @@ fn a_hundred_benchmarks_compare_in_under_a_second() {
     // Debug builds are several times slower than `cargo xtask`'s; still well inside a second.
     assert!(took.as_secs_f64() < 1.0, "took {took:?}");
 }
+
+#[test]
+fn perplexity_and_kld_are_gated_deterministically() {
+    // A real `[quality]` record (Q4_K_M rung on the fixture corpus) on every benchmark.
+    let quality: tokbench_core::quality::measure::QualityResult =
+        serde_json::from_str(&std::fs::read_to_string(data("quality.json")).unwrap()).unwrap();
+    let with_quality = |ppl_factor: f64, kld_add: f64| {
+        let mut r = many(2, |_| None);
+        for b in &mut r.benchmarks {
+            let mut q = quality.clone();
+            q.ppl *= ppl_factor;
+            q.kld.as_mut().unwrap().summary.mean_kld += kld_add;
+            b.quality = Some(q);
+        }
+        r
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let base = write(&with_quality(1.0, 0.0), &dir.path().join("base.json"));
+    assert_eq!(bless(&base, &dir.path().join("baselines"), false).code, 0);
+    let same = compare(dir.path(), &base, &[]);
+    assert_eq!(same.code, 0, "{}", same.message);
+    let rows = |e: &tokbench_gate::cli::Exit, label: &str| -> Vec<Verdict> {
+        let r = e.report.as_ref().unwrap();
+        r.benchmarks.iter().flat_map(|b| &b.metrics).filter(|m| m.label == label).map(|m| m.verdict).collect()
+    };
+    assert_eq!(rows(&same, "PPL"), vec![Verdict::Unchanged; 2]);
+    assert_eq!(rows(&same, "mean KLD"), vec![Verdict::Unchanged; 2]);
+
+    // +0.3% PPL is inside the 0.5% threshold; +1% PPL and a doubled KLD fail, named.
+    let small = write(&with_quality(1.003, 0.0), &dir.path().join("small.json"));
+    assert_eq!(compare(dir.path(), &small, &[]).code, 0);
+    let worse = write(&with_quality(1.01, quality.kld.as_ref().unwrap().summary.mean_kld), &dir.path().join("w.json"));
+    let e = compare(dir.path(), &worse, &[]);
+    assert_eq!(e.code, 1, "{}", e.message);
+    assert!(e.message.contains("/b000 PPL") && e.message.contains("/b001 mean KLD"), "{}", e.message);
+    assert_eq!(rows(&e, "PPL"), vec![Verdict::Regressed; 2]);
+}
