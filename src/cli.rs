@@ -416,7 +416,14 @@ pub fn perplexity(args: &PerplexityArgs) -> Result<QualityResult> {
     let result = score_corpus(model.as_mut(), &path, &format!("{} {}", engine.backend, engine.version), &quality)?;
     println!("{}", quality_report(&result));
     if let Some(out) = &args.output {
-        write_atomic(out, serde_json::to_string_pretty(&result)?.as_bytes())?;
+        // The quality figures at the top level, with what made them: engine and build flags, model file, machine.
+        let stem = path.file_stem().map_or_else(|| args.model.clone(), |s| s.to_string_lossy().into_owned());
+        let model_ref = ModelRef { name: stem, path: path.clone(), derived_from: None };
+        let mut record = serde_json::to_value(&result)?;
+        record["engine"] = serde_json::to_value(&engine)?;
+        record["model"] = serde_json::to_value(runner::describe_model(&model_ref)?)?;
+        record["machine"] = serde_json::to_value(tokbench_core::machine::Machine::detect())?;
+        write_atomic(out, serde_json::to_string_pretty(&record)?.as_bytes())?;
     }
     if let Some(base) = &args.save_base {
         eprintln!("base log-probabilities (top {}): {}", args.top_k, base.display());

@@ -10,6 +10,7 @@ use tokbench_core::engine::{self, Phase, RunPlan};
 use tokbench_core::machine::Machine;
 use tokbench_core::prompts::ResolvedPrompt;
 use tokbench_core::prompts::{self, PromptSpec};
+use tokbench_core::quality::base_logprobs::BaseLogprobs;
 use tokbench_core::quality::measure::{score_corpus, QualityOptions, QualityResult};
 use tokbench_core::quality::pareto;
 use tokbench_core::schema::{
@@ -206,27 +207,41 @@ pub fn run(matrix: &Matrix, results: &mut RunResults, show_progress: bool) -> Re
 }
 
 /// Scores the KL-divergence base (when there is one) and saves its distribution under target/tokbench/quality/,
-/// returning the options every model is then scored with.
+/// returning the options every model is then scored with. A saved base is reused when it was made from the same
+/// model file, corpus and engine with the same ctx / chunks / top-k (on WikiText-2 scoring it again is not free).
 fn prepare_quality(matrix: &Matrix, plan: &QualityPlan) -> Result<QualityOptions> {
     let mut options = QualityOptions { save_base: None, kld_base: None, ..plan.options.clone() };
     let Some(base) = &plan.kld_base else { return Ok(options) };
     let backend = backends::create(&matrix.backends[0])?;
-    let engine = backend.engine_info();
-    let load = LoadOptions { threads: matrix.threads[0], ..matrix.load.clone() };
-    let (mut model, _) = engine::load_model(backend.as_ref(), &base.path, &load)
-        .with_context(|| format!("loading the KL-divergence base {}", base.path.display()))?;
+    let info = backend.engine_info();
+    let engine = format!("{} {}", info.backend, info.version);
     let stem = |p: &std::path::Path| p.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
     let file = PathBuf::from("target/tokbench/quality").join(format!(
-        "{}.{}.ctx{}.top{}.tklp",
+        "{}.{}.ctx{}.chunks-{}.top{}.tklp",
         stem(&base.path),
         stem(&options.corpus),
         options.n_ctx,
+        options.max_chunks.map_or_else(|| "all".to_string(), |c| c.to_string()),
         options.top_k
     ));
+    options.kld_base = Some(file.clone());
+    if let Ok(saved) = BaseLogprobs::read(&file) {
+        let h = &saved.header;
+        if h.engine == engine
+            && base.path.is_file()
+            && h.model_sha256 == digest::sha256_file(&base.path, |_| {})?
+            && h.corpus_sha256 == digest::sha256_file(&options.corpus, |_| {})?
+        {
+            eprintln!("KL-divergence base {}: reusing {}", base.name, file.display());
+            return Ok(options);
+        }
+    }
+    let load = LoadOptions { threads: matrix.threads[0], ..matrix.load.clone() };
+    let (mut model, _) = engine::load_model(backend.as_ref(), &base.path, &load)
+        .with_context(|| format!("loading the KL-divergence base {}", base.path.display()))?;
     eprintln!("scoring the KL-divergence base {} on {}", base.name, options.corpus.display());
-    let base_options = QualityOptions { save_base: Some(file.clone()), ..options.clone() };
-    score_corpus(model.as_mut(), &base.path, &format!("{} {}", engine.backend, engine.version), &base_options)
+    let base_options = QualityOptions { save_base: Some(file), kld_base: None, ..options.clone() };
+    score_corpus(model.as_mut(), &base.path, &engine, &base_options)
         .with_context(|| format!("perplexity of the KL-divergence base {}", base.name))?;
-    options.kld_base = Some(file);
     Ok(options)
 }

@@ -108,3 +108,31 @@ fn bad_flags_are_clear_errors_and_nothing_is_written() {
     assert!(stderr(&o).contains("\"vllm\" is not built into this tokbench"), "{}", stderr(&o));
     assert!(!dir.path().join("target").exists(), "a run that measured nothing writes no results");
 }
+
+#[test]
+fn perplexity_prints_llama_perplexitys_line_and_records_what_made_it() {
+    let model = common::default_model();
+    let corpus = common::repo_root().join("tests/fixtures/corpus.txt");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ppl.json");
+    let base = dir.path().join("base.tklp");
+    let args = ["perplexity", "-m", model.to_str().unwrap(), "-f", corpus.to_str().unwrap(), "-c", "128"];
+    let o = tokbench(&[&args[..], &["--chunks", "3", "--save-base", base.to_str().unwrap()]].concat(), dir.path());
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.starts_with("PPL = ") && stdout.contains("+/-") && stdout.contains("189 tokens scored"), "{stdout}");
+    let o = tokbench(
+        &[&args[..], &["--chunks", "3", "--kld-base", base.to_str().unwrap(), "-o", out.to_str().unwrap()]].concat(),
+        dir.path(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert!(v["ppl"].as_f64().unwrap() > 1.0 && v["n_chunks"] == 3 && v["tokens_scored"] == 189);
+    assert!(v["kld"]["mean_kld"].as_f64().unwrap().abs() < 1e-9, "the same model against itself: {}", v["kld"]);
+    assert_eq!(v["kld"]["same_top_pct"], 100.0);
+    assert!(v["engine"]["build_info"].as_str().unwrap().contains("CPU"), "{}", v["engine"]);
+    assert_eq!(v["model"]["quantization"], "Q4_1");
+    // A missing corpus is named, and nothing is written.
+    let o = tokbench(&["perplexity", "-m", model.to_str().unwrap(), "-f", "missing.txt", "-o", "x.json"], dir.path());
+    assert!(!o.status.success() && stderr(&o).contains("missing.txt") && !dir.path().join("x.json").exists());
+}
