@@ -16,10 +16,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
+use tokbench::cli;
 use tokbench::cli::RunArgs;
-use tokbench::runner::{self, benchmark_id, describe_model};
-use tokbench::{backends, cli};
-use tokbench_core::backend::LoadOptions;
+use tokbench::runner;
 use tokbench_core::engine;
 use tokbench_core::memory::current_rss_bytes;
 use tokbench_core::prompts;
@@ -112,103 +111,77 @@ fn main() -> anyhow::Result<()> {
         .without_plots();
     let mut results = runner::new_results();
 
-    for backend_name in &matrix.backends {
-        let backend = backends::create(backend_name)?;
-        let engine_info = backend.engine_info();
-        for model_ref in &matrix.models {
-            let mut model_info = describe_model(model_ref)?;
-            for &threads in &matrix.threads {
-                let ids: Vec<_> = matrix
-                    .prompts
-                    .iter()
-                    .map(|s| {
-                        (
-                            s,
-                            benchmark_id(
-                                backend.name(),
-                                &model_info.name,
-                                &model_info.quantization,
-                                &s.name(),
-                                threads,
-                            ),
-                        )
-                    })
-                    .filter(|(_, id)| matrix.selected(id) && wanted(id))
-                    .collect();
-                if listing {
-                    // `--list` (criterion's, or a test runner's probe): name the benchmarks without running them.
-                    for (_, id) in &ids {
-                        for m in ["ttft", "decode", "peak_ram"] {
-                            println!("{m}/{id}: benchmark");
-                        }
-                    }
-                    continue;
-                }
-                if ids.is_empty() {
-                    continue;
-                }
-                let options = LoadOptions { threads, ..matrix.load.clone() };
-                let (mut model, load) = engine::load_model(backend.as_ref(), &model_ref.path, &options)?;
-                model_info.n_params = model.details().n_params;
-                for (spec, id) in ids {
-                    let prompt = prompts::resolve(spec, model.as_ref())?;
-                    let mut bank = SampleBank::new(model.as_mut(), &prompt, matrix.plan.sampling, matrix.plan.warmup);
-                    let estimate = bank.warm_up()?.clone();
-                    let decode_ns = |r: &tokbench_core::schema::RunSample| 1e9 / r.decode_tps.unwrap_or(f64::INFINITY);
-                    let ram_bytes =
-                        |r: &tokbench_core::schema::RunSample| r.rss_peak_bytes.saturating_sub(load.rss_before_bytes);
-
-                    let mut g = ttft.benchmark_group("ttft");
-                    configure(&mut g, samples, estimate.e2e_s);
-                    g.bench_function(&id, |b| {
-                        b.iter_custom(|n| {
-                            let runs = bank.take(Stream::Ttft, n as usize).expect("generation failed");
-                            runs.iter().map(|r| Duration::from_secs_f64(r.ttft_s)).sum()
-                        })
-                    });
-                    g.finish();
-
-                    if estimate.decode_tps.is_some() {
-                        let mut g = decode.benchmark_group("decode");
-                        configure(&mut g, samples, estimate.e2e_s);
-                        g.throughput(Throughput::Elements(1));
-                        g.bench_function(&id, |b| {
-                            b.iter_custom(|n| {
-                                let runs = bank.take(Stream::Decode, n as usize).expect("generation failed");
-                                runs.iter().map(|r| Duration::from_nanos(decode_ns(r) as u64)).sum()
-                            })
-                        });
-                        g.finish();
-                    }
-
-                    let mut g = ram.benchmark_group("peak_ram");
-                    configure(&mut g, samples, estimate.e2e_s);
-                    g.bench_function(&id, |b| {
-                        b.iter_custom(|n| {
-                            let runs = bank.take(Stream::Ram, n as usize).expect("generation failed");
-                            runs.iter().map(ram_bytes).sum()
-                        })
-                    });
-                    g.finish();
-
-                    let runs = bank.samples().to_vec();
-                    if runs.is_empty() {
-                        continue; // criterion ran none of its three benchmarks (e.g. --list)
-                    }
-                    results.benchmarks.push(runner::benchmark_result(
-                        id,
-                        &engine_info,
-                        &model_info,
-                        &options,
-                        &matrix.plan,
-                        &prompt,
-                        &load,
-                        runs,
-                    ));
+    runner::for_each_group(&matrix, wanted, |group| {
+        let runner::Group { backend, engine: engine_info, model_ref, model_info, options, selected } = group;
+        if listing {
+            // `--list` (criterion's, or a test runner's probe): name the benchmarks without running them.
+            for (_, id) in &selected {
+                for m in ["ttft", "decode", "peak_ram"] {
+                    println!("{m}/{id}: benchmark");
                 }
             }
+            return Ok(());
         }
-    }
+        let (mut model, load) = engine::load_model(backend, &model_ref.path, &options)?;
+        model_info.n_params = model.details().n_params;
+        for (spec, id) in selected {
+            let prompt = prompts::resolve(spec, model.as_ref())?;
+            let mut bank = SampleBank::new(model.as_mut(), &prompt, matrix.plan.sampling, matrix.plan.warmup);
+            let estimate = bank.warm_up()?.clone();
+            let decode_ns = |r: &tokbench_core::schema::RunSample| 1e9 / r.decode_tps.unwrap_or(f64::INFINITY);
+            let ram_bytes =
+                |r: &tokbench_core::schema::RunSample| r.rss_peak_bytes.saturating_sub(load.rss_before_bytes);
+
+            let mut g = ttft.benchmark_group("ttft");
+            configure(&mut g, samples, estimate.e2e_s);
+            g.bench_function(&id, |b| {
+                b.iter_custom(|n| {
+                    let runs = bank.take(Stream::Ttft, n as usize).expect("generation failed");
+                    runs.iter().map(|r| Duration::from_secs_f64(r.ttft_s)).sum()
+                })
+            });
+            g.finish();
+
+            if estimate.decode_tps.is_some() {
+                let mut g = decode.benchmark_group("decode");
+                configure(&mut g, samples, estimate.e2e_s);
+                g.throughput(Throughput::Elements(1));
+                g.bench_function(&id, |b| {
+                    b.iter_custom(|n| {
+                        let runs = bank.take(Stream::Decode, n as usize).expect("generation failed");
+                        runs.iter().map(|r| Duration::from_nanos(decode_ns(r) as u64)).sum()
+                    })
+                });
+                g.finish();
+            }
+
+            let mut g = ram.benchmark_group("peak_ram");
+            configure(&mut g, samples, estimate.e2e_s);
+            g.bench_function(&id, |b| {
+                b.iter_custom(|n| {
+                    let runs = bank.take(Stream::Ram, n as usize).expect("generation failed");
+                    runs.iter().map(ram_bytes).sum()
+                })
+            });
+            g.finish();
+
+            let runs = bank.samples().to_vec();
+            if runs.is_empty() {
+                continue; // criterion ran none of its three benchmarks
+            }
+            results.benchmarks.push(runner::benchmark_result(
+                id,
+                engine_info,
+                model_info,
+                &options,
+                &matrix.plan,
+                &prompt,
+                &load,
+                runs,
+            ));
+        }
+        Ok(())
+    })?;
     ttft.final_summary();
     decode.final_summary();
     ram.final_summary();

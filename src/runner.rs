@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use anyhow::{ensure, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use tokbench_core::backend::LoadOptions;
+use tokbench_core::backend::{Backend, LoadOptions};
 use tokbench_core::engine::{self, Phase, RunPlan};
 use tokbench_core::machine::Machine;
 use tokbench_core::prompts::ResolvedPrompt;
@@ -135,6 +135,64 @@ pub fn benchmark_result(
     }
 }
 
+/// One backend × model × thread count of a matrix, with the prompt sets (and their benchmark ids) that pass the
+/// filters. Loading the model is the visitor's job, so a visitor that only lists benchmarks loads nothing.
+pub struct Group<'a> {
+    pub backend: &'a dyn Backend,
+    pub engine: &'a EngineInfo,
+    pub model_ref: &'a ModelRef,
+    /// Described once per model (header, SHA-256); the visitor may fill in what loading learns (`n_params`).
+    pub model_info: &'a mut ModelInfo,
+    /// The matrix's load settings with this group's thread count.
+    pub options: LoadOptions,
+    pub selected: Vec<(&'a PromptSpec, String)>,
+}
+
+/// Walks the matrix in run order (backend, model, threads), skipping groups with nothing selected: `tokbench run`
+/// and `cargo bench` share this loop. `wanted` is a filter on benchmark ids on top of `--filter`.
+pub fn for_each_group(
+    matrix: &Matrix,
+    wanted: impl Fn(&str) -> bool,
+    mut visit: impl FnMut(Group<'_>) -> Result<()>,
+) -> Result<()> {
+    for backend_name in &matrix.backends {
+        let backend = backends::create(backend_name)?;
+        let engine = backend.engine_info();
+        for model_ref in &matrix.models {
+            let mut model_info = describe_model(model_ref)?;
+            for &threads in &matrix.threads {
+                let selected: Vec<(&PromptSpec, String)> = matrix
+                    .prompts
+                    .iter()
+                    .map(|s| {
+                        let id = benchmark_id(
+                            backend.name(),
+                            &model_info.name,
+                            &model_info.quantization,
+                            &s.name(),
+                            threads,
+                        );
+                        (s, id)
+                    })
+                    .filter(|(_, id)| matrix.selected(id) && wanted(id))
+                    .collect();
+                if selected.is_empty() {
+                    continue; // nothing of this model × threads passes the filters: don't even load it
+                }
+                visit(Group {
+                    backend: backend.as_ref(),
+                    engine: &engine,
+                    model_ref,
+                    model_info: &mut model_info,
+                    options: LoadOptions { threads, ..matrix.load.clone() },
+                    selected,
+                })?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Runs the whole matrix, appending to `results` as each benchmark finishes, so that on an error everything
 /// measured before it is still there for the caller to write out.
 pub fn run(matrix: &Matrix, results: &mut RunResults, show_progress: bool) -> Result<()> {
@@ -145,65 +203,59 @@ pub fn run(matrix: &Matrix, results: &mut RunResults, show_progress: bool) -> Re
         Some(plan) => Some(prepare_quality(matrix, plan)?),
         None => None,
     };
-    for backend_name in &matrix.backends {
-        let backend = backends::create(backend_name)?;
-        let engine_info = backend.engine_info();
-        for model_ref in &matrix.models {
-            let mut model_info = describe_model(model_ref)?;
-            let mut model_quality: Option<QualityResult> = None;
-            for &threads in &matrix.threads {
-                let id_of = |spec: &PromptSpec| {
-                    benchmark_id(backend.name(), &model_info.name, &model_info.quantization, &spec.name(), threads)
-                };
-                let selected: Vec<(&PromptSpec, String)> =
-                    matrix.prompts.iter().map(|s| (s, id_of(s))).filter(|(_, id)| matrix.selected(id)).collect();
-                if selected.is_empty() {
-                    continue; // nothing of this model × threads passes --filter: don't even load it
-                }
-                let options = LoadOptions { threads, ..matrix.load.clone() };
-                let (mut model, load) = engine::load_model(backend.as_ref(), &model_ref.path, &options)
-                    .with_context(|| format!("loading {} with {}", model_ref.path.display(), backend.name()))?;
-                model_info.n_params = model.details().n_params;
-                if let (Some(options), None) = (&quality, &model_quality) {
-                    // Once per model, before its speed runs; the scoring context is freed before they start.
+    // Scored once per backend × model (the first thread count that runs it), then shared by its benchmarks.
+    let mut scored: Vec<((String, String), QualityResult)> = Vec::new();
+    for_each_group(
+        matrix,
+        |_| true,
+        |group| {
+            let Group { backend, engine: engine_info, model_ref, model_info, options, selected } = group;
+            let (mut model, load) = engine::load_model(backend, &model_ref.path, &options)
+                .with_context(|| format!("loading {} with {}", model_ref.path.display(), backend.name()))?;
+            model_info.n_params = model.details().n_params;
+            let key = (engine_info.backend.clone(), model_info.name.clone());
+            if let Some(options) = &quality {
+                if !scored.iter().any(|(k, _)| *k == key) {
+                    // Before the model's speed runs; the scoring context is freed before they start.
                     let engine = format!("{} {}", engine_info.backend, engine_info.version);
                     if show_progress {
                         eprintln!("scoring perplexity of {} on {}", model_info.name, options.corpus.display());
                     }
                     let q = score_corpus(model.as_mut(), &model_ref.path, &engine, options)
                         .with_context(|| format!("perplexity of {}", model_info.name))?;
-                    model_quality = Some(q);
-                }
-                for (spec, id) in selected {
-                    index += 1;
-                    let prompt = prompts::resolve(spec, model.as_ref())?;
-                    let bar = if show_progress {
-                        ProgressBar::new((matrix.plan.warmup + matrix.plan.runs) as u64)
-                    } else {
-                        ProgressBar::hidden()
-                    };
-                    bar.set_style(style.clone());
-                    bar.set_prefix(format!("{index}/{total}"));
-                    bar.set_message(format!("{id} (warmup)"));
-                    let warmup = matrix.plan.warmup as u64;
-                    let runs = engine::measure(model.as_mut(), &prompt, &matrix.plan, &mut |phase, done, _| {
-                        bar.set_position(if phase == Phase::Warmup { done as u64 } else { warmup + done as u64 });
-                        if phase == Phase::Timed || done as u64 == warmup {
-                            bar.set_message(id.clone());
-                        }
-                    })
-                    .with_context(|| format!("benchmark {id}"))?;
-                    bar.finish_and_clear();
-                    let mut result =
-                        benchmark_result(id, &engine_info, &model_info, &options, &matrix.plan, &prompt, &load, runs);
-                    result.quality = model_quality.clone();
-                    results.benchmarks.push(result);
-                    pareto::mark_run(results)?;
+                    scored.push((key.clone(), q));
                 }
             }
-        }
-    }
-    Ok(())
+            let model_quality = scored.iter().find(|(k, _)| *k == key).map(|(_, q)| q.clone());
+            for (spec, id) in selected {
+                index += 1;
+                let prompt = prompts::resolve(spec, model.as_ref())?;
+                let bar = if show_progress {
+                    ProgressBar::new((matrix.plan.warmup + matrix.plan.runs) as u64)
+                } else {
+                    ProgressBar::hidden()
+                };
+                bar.set_style(style.clone());
+                bar.set_prefix(format!("{index}/{total}"));
+                bar.set_message(format!("{id} (warmup)"));
+                let warmup = matrix.plan.warmup as u64;
+                let runs = engine::measure(model.as_mut(), &prompt, &matrix.plan, &mut |phase, done, _| {
+                    bar.set_position(if phase == Phase::Warmup { done as u64 } else { warmup + done as u64 });
+                    if phase == Phase::Timed || done as u64 == warmup {
+                        bar.set_message(id.clone());
+                    }
+                })
+                .with_context(|| format!("benchmark {id}"))?;
+                bar.finish_and_clear();
+                let mut result =
+                    benchmark_result(id, engine_info, model_info, &options, &matrix.plan, &prompt, &load, runs);
+                result.quality = model_quality.clone();
+                results.benchmarks.push(result);
+                pareto::mark_run(results)?;
+            }
+            Ok(())
+        },
+    )
 }
 
 /// Scores the KL-divergence base (when there is one) and saves its distribution under target/tokbench/quality/,
