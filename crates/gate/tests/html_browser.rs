@@ -213,3 +213,40 @@ fn report_renders_sorts_and_keeps_hostile_names_as_text() {
     let severe: Vec<&Value> = log.as_array().unwrap().iter().filter(|e| e["level"] == "SEVERE").collect();
     assert!(severe.is_empty(), "console errors: {severe:?}");
 }
+
+#[test]
+fn the_pareto_chart_renders_when_results_carry_perplexity() {
+    let dir = tempfile::tempdir().unwrap();
+    let quality: tokbench_core::quality::measure::QualityResult =
+        serde_json::from_str(&std::fs::read_to_string(data("quality.json")).unwrap()).unwrap();
+    // Three configurations: m0 best PPL; m1 as fast as m0 but worse (dominated by m0); m2 worst PPL but fastest.
+    let mut base = many(3, |_| None);
+    for (i, b) in base.benchmarks.iter_mut().enumerate() {
+        let mut q = quality.clone();
+        q.ppl += i as f64;
+        b.quality = Some(q);
+        b.model.name = format!("m{i}<b>bold</b>");
+    }
+    scale_decode(&mut base.benchmarks[2], 1.5);
+    base.benchmarks[2].summary.get_mut(&tokbench_core::metrics::Metric::DecodeTps).unwrap().median *= 1.5;
+    tokbench_core::quality::pareto::mark_run(&mut base).unwrap();
+    let file = write(&base, &dir.path().join("base.json"));
+    assert_eq!(bless(&file, &dir.path().join("baselines"), false).code, 0);
+    let e = compare(dir.path(), &file, &[]);
+    assert_eq!(e.code, 0, "{}", e.message);
+
+    let d = Driver::start();
+    let html = dir.path().join("out/gate.html");
+    d.call("POST", &d.s("/url"), Some(json!({"url": format!("file://{}", html.display())})));
+    let title = d.script("return Array.from(document.querySelectorAll('h2')).map(h => h.textContent).join('|');");
+    assert!(title.as_str().unwrap().contains("the Pareto chart"), "{title}");
+    assert_eq!(d.script("return document.querySelectorAll('svg g.opt').length;"), json!(2));
+    assert_eq!(d.script("return document.querySelectorAll('svg g.cur').length;"), json!(1));
+    let tips =
+        d.script("return Array.from(document.querySelectorAll('svg g.cur title')).map(t => t.textContent).join(' ');");
+    assert!(tips.as_str().unwrap().contains("dominated by llama.cpp/m0<b>bold</b>"), "{tips}");
+    assert_eq!(d.script("return document.querySelectorAll('b').length;"), json!(0), "a model name became markup");
+    let log = d.call("POST", &d.s("/se/log"), Some(json!({"type": "browser"})));
+    let severe: Vec<&Value> = log.as_array().unwrap().iter().filter(|e| e["level"] == "SEVERE").collect();
+    assert!(severe.is_empty(), "console errors: {severe:?}");
+}
