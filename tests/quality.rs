@@ -8,7 +8,6 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use tokbench_core::backend::{Backend, LoadedModel};
-use tokbench_core::config::Config;
 use tokbench_core::quality::measure::{score_corpus, QualityOptions, QualityResult};
 use tokbench_llama::LlamaCpp;
 
@@ -44,11 +43,7 @@ fn score(path: &Path, threads: usize, options: &QualityOptions) -> QualityResult
 #[test]
 fn the_ladders_perplexity_and_kld_on_the_fixture_corpus() {
     let real = common::default_model();
-    let cache = tempfile::tempdir().unwrap();
-    std::env::set_var("TOKBENCH_MODELS", cache.path());
-    let config = Config::load(&common::repo_root().join("tokbench.toml")).unwrap();
-    let base = config.model(&config.ladder.as_ref().unwrap().base).unwrap().clone();
-    std::os::unix::fs::symlink(&real, base.cached_path()).unwrap();
+    let (cache, config, _) = common::private_ladder_cache();
     let types: Vec<String> = ["F16", "Q8_0", "Q4_K_M", "Q3_K_L"].map(String::from).to_vec();
     let rungs = tokbench::ladder::make(&config, &types, 2, false, false).unwrap();
 

@@ -1,18 +1,13 @@
 //! The quantization ladder on the real default model, through llama.cpp's quantize API.
 mod common;
 
-use tokbench_core::config::{ladder_path, Config};
+use tokbench_core::config::ladder_path;
 use tokbench_core::gguf;
 
 #[test]
 fn the_ladder_makes_valid_ggufs_of_each_type_in_size_order_and_skips_up_to_date_rungs() {
     let real = common::default_model();
-    let cache = tempfile::tempdir().unwrap();
-    // A private model cache holding (a link to) the fetched base, so the rungs land in the temporary directory.
-    std::env::set_var("TOKBENCH_MODELS", cache.path());
-    let config = Config::load(&common::repo_root().join("tokbench.toml")).unwrap();
-    let base = config.model(&config.ladder.as_ref().unwrap().base).unwrap().clone();
-    std::os::unix::fs::symlink(&real, base.cached_path()).unwrap();
+    let (_cache, config, base) = common::private_ladder_cache();
 
     // Largest to smallest by bits per weight. Q4_0 / IQ4_XS are left out of the chain: this model's 576-wide rows
     // are not a multiple of the K-quants' 256-block, so llama.cpp falls back to larger types for many tensors

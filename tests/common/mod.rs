@@ -29,3 +29,15 @@ pub fn options(ctx_size: u32) -> LoadOptions {
         mmap: true,
     }
 }
+
+/// A private model cache (a temporary directory, set as `$TOKBENCH_MODELS`) holding a link to the fetched default
+/// model as the ladder's base, so rungs made by a test land in the temporary directory. Keep the `TempDir` alive.
+pub fn private_ladder_cache() -> (tempfile::TempDir, Config, tokbench_core::config::ModelEntry) {
+    let real = default_model();
+    let cache = tempfile::tempdir().unwrap();
+    std::env::set_var("TOKBENCH_MODELS", cache.path());
+    let config = Config::load(&repo_root().join("tokbench.toml")).unwrap();
+    let base = config.model(&config.ladder.as_ref().unwrap().base).unwrap().clone();
+    std::os::unix::fs::symlink(&real, base.cached_path()).unwrap();
+    (cache, config, base)
+}

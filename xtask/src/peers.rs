@@ -115,6 +115,27 @@ fn output(cmd: &mut Command) -> Result<String> {
     Ok(String::from_utf8(out.stdout)?)
 }
 
+/// The model a comparison runs on: the one given, else the config's first model (fetched and verified if needed).
+fn model_or_default(model: Option<&PathBuf>, config_path: &std::path::Path) -> Result<PathBuf> {
+    if let Some(m) = model {
+        return Ok(m.clone());
+    }
+    let config = Config::load(config_path)?;
+    let first = config.run.models.first().ok_or_else(|| anyhow!("the config lists no model"))?.clone();
+    Ok(crate::fetch::fetch(config_path, &[first])?.remove(0))
+}
+
+/// Builds tokbench in release (llama.cpp as CMake Release, as the peers are) and returns the binary.
+fn release_tokbench() -> Result<PathBuf> {
+    run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())).args([
+        "build",
+        "--release",
+        "-p",
+        "tokbench",
+    ]))?;
+    Ok(PathBuf::from("target/release/tokbench"))
+}
+
 /// Median of llama-bench's per-repetition tokens/s for its single test.
 fn llama_bench_tps(json: &str) -> Result<(f64, Value)> {
     let v: Value = serde_json::from_str(json).context("llama-bench did not print JSON")?;
@@ -130,23 +151,10 @@ fn llama_bench_tps(json: &str) -> Result<(f64, Value)> {
 }
 
 pub fn vs_llama_bench(args: &VsArgs) -> Result<()> {
-    let model = match &args.model {
-        Some(m) => m.clone(),
-        None => {
-            let config = Config::load(&args.config)?;
-            let first = config.run.models.first().ok_or_else(|| anyhow!("the config lists no model"))?.clone();
-            crate::fetch::fetch(&args.config, &[first])?.remove(0)
-        }
-    };
+    let model = model_or_default(args.model.as_ref(), &args.config)?;
     let threads = args.threads.unwrap_or_else(tokbench_core::machine::default_threads);
     let llama_bench = build_peer_tool(&args.llama_cpp_python, "llama-bench")?;
-    run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())).args([
-        "build",
-        "--release",
-        "-p",
-        "tokbench",
-    ]))?;
-    let tokbench = PathBuf::from("target/release/tokbench");
+    let tokbench = release_tokbench()?;
     let scratch = PathBuf::from("target/tokbench/vs-llama-bench");
     std::fs::create_dir_all(&scratch)?;
     let (t, reps, m) = (threads.to_string(), args.reps.to_string(), model.as_os_str());
@@ -305,14 +313,7 @@ fn parse_llama_perplexity(log: &str) -> Result<(f64, f64, f64)> {
 }
 
 pub fn vs_llama_perplexity(args: &VsPerplexityArgs) -> Result<()> {
-    let model = match &args.model {
-        Some(m) => m.clone(),
-        None => {
-            let config = Config::load(&args.config)?;
-            let first = config.run.models.first().ok_or_else(|| anyhow!("the config lists no model"))?.clone();
-            crate::fetch::fetch(&args.config, &[first])?.remove(0)
-        }
-    };
+    let model = model_or_default(args.model.as_ref(), &args.config)?;
     let scratch = PathBuf::from("target/tokbench/vs-llama-perplexity");
     std::fs::create_dir_all(&scratch)?;
     let corpus = match &args.corpus {
@@ -330,13 +331,7 @@ pub fn vs_llama_perplexity(args: &VsPerplexityArgs) -> Result<()> {
     };
     let threads = args.threads.unwrap_or_else(tokbench_core::machine::default_threads);
     let llama_perplexity = build_peer_tool(&args.llama_cpp_python, "llama-perplexity")?;
-    run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())).args([
-        "build",
-        "--release",
-        "-p",
-        "tokbench",
-    ]))?;
-    let tokbench = PathBuf::from("target/release/tokbench");
+    let tokbench = release_tokbench()?;
     let (t, ctx) = (threads.to_string(), args.ctx.to_string());
     let chunks: Vec<String> = args.chunks.map(|c| vec!["--chunks".to_string(), c.to_string()]).unwrap_or_default();
 
