@@ -7,6 +7,7 @@ use anyhow::{bail, Result};
 
 use crate::metrics::TraceRecorder;
 use crate::schema::{EngineInfo, FlashAttn, Sampling, Settings};
+use crate::sweep::ConcurrentBatch;
 
 /// Everything a backend needs to load a model and its context. Engines ignore what does not apply to them
 /// (and say so in their docs), but the results always record the values that were asked for.
@@ -74,8 +75,13 @@ pub struct LogitsAt<'a> {
 
 pub trait Backend {
     /// Name used on the command line and in benchmark ids, e.g. `llama.cpp`.
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &str;
     fn engine_info(&self) -> EngineInfo;
+    /// A backend attached to a server that is already running serves the one model that server loaded: its name.
+    /// None for backends that load the matrix's model files themselves.
+    fn attached_model(&self) -> Option<String> {
+        None
+    }
     /// Loads a model ready to generate. The engine times this call as the model's load time.
     fn load(&self, model: &Path, options: &LoadOptions) -> Result<Box<dyn LoadedModel>>;
 }
@@ -102,5 +108,23 @@ pub trait LoadedModel {
     ) -> Result<()> {
         let _ = (request, on_logits);
         bail!("this backend cannot score perplexity yet")
+    }
+
+    /// Counts the prompt tokens that `generate` will feed for `text`. In-process engines tokenize; a server whose
+    /// API applies a chat template counts what it actually evaluates.
+    fn count_prompt_tokens(&self, text: &str) -> Result<usize> {
+        Ok(self.tokenize(text)?.len())
+    }
+
+    /// Servers: `streams` clients each send `requests_per_stream` requests back to back (see [`crate::sweep`]).
+    /// Failed requests are reported in the batch, not as an error.
+    fn generate_concurrently(
+        &self,
+        request: &GenerationRequest<'_>,
+        streams: usize,
+        requests_per_stream: usize,
+    ) -> Result<ConcurrentBatch> {
+        let _ = (request, streams, requests_per_stream);
+        bail!("this backend runs in-process and serves one request at a time: concurrency sweeps are for servers")
     }
 }

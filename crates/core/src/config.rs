@@ -20,6 +20,76 @@ pub struct Config {
     pub prompts: Vec<PromptEntry>,
     pub ladder: Option<Ladder>,
     pub quality: Option<QualityConfig>,
+    /// Inference servers, used as backends by their `name` in `[run] backends`.
+    #[serde(default, rename = "server")]
+    pub servers: Vec<ServerConfig>,
+}
+
+/// An inference server reached over HTTP: an OpenAI-compatible one (llama-server, vLLM, mlx_lm.server, MLC-LLM …)
+/// or Ollama. With `command`, tokbench starts it for each model × thread count and stops it afterwards; without,
+/// it attaches to the server already running at `url`, which serves one model.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Backend name, in `[run] backends` and benchmark ids.
+    pub name: String,
+    /// `completions` (`/v1/completions`), `chat` (`/v1/chat/completions`) or `ollama` (`/api/generate`).
+    #[serde(default = "d_api")]
+    pub api: String,
+    /// Server root, e.g. `http://127.0.0.1:8080` (no `/v1`). With `command`, `{port}` is a free port tokbench picks.
+    pub url: String,
+    /// The `model` field of each request; default: the first model the server lists (required for Ollama).
+    pub model_name: Option<String>,
+    /// Environment variable holding an API key, sent as a bearer token (never logged, never in results).
+    pub api_key_env: Option<String>,
+    /// Program and arguments that start the server. Placeholders: `{model}` (GGUF path), `{port}`, `{threads}`,
+    /// `{ctx_size}`, `{batch}`, `{ubatch}`, `{n_gpu_layers}`.
+    pub command: Option<Vec<String>>,
+    /// Path polled until it answers 200 after `command` starts the server.
+    #[serde(default = "d_health")]
+    pub health: String,
+    #[serde(default = "d_startup_timeout")]
+    pub startup_timeout_s: f64,
+    /// Request sent → first token; longer is a failed run.
+    #[serde(default = "d_first_token_timeout")]
+    pub first_token_timeout_s: f64,
+    /// Longest silence between two streamed events.
+    #[serde(default = "d_gap_timeout")]
+    pub gap_timeout_s: f64,
+}
+
+fn d_api() -> String {
+    "completions".to_string()
+}
+fn d_health() -> String {
+    "/health".to_string()
+}
+fn d_startup_timeout() -> f64 {
+    120.0
+}
+fn d_first_token_timeout() -> f64 {
+    120.0
+}
+fn d_gap_timeout() -> f64 {
+    60.0
+}
+
+impl ServerConfig {
+    /// A server given on the command line (`--backend openai|ollama --url …`).
+    pub fn attached(name: &str, api: &str, url: &str, model_name: Option<String>) -> ServerConfig {
+        ServerConfig {
+            name: name.to_string(),
+            api: api.to_string(),
+            url: url.to_string(),
+            model_name,
+            api_key_env: None,
+            command: None,
+            health: d_health(),
+            startup_timeout_s: d_startup_timeout(),
+            first_token_timeout_s: d_first_token_timeout(),
+            gap_timeout_s: d_gap_timeout(),
+        }
+    }
 }
 
 /// Quality beside speed in `tokbench run`: each model's perplexity on a corpus (scored once per model, before its
@@ -122,6 +192,16 @@ pub struct RunConfig {
     pub seed: u32,
     #[serde(default = "d_cv")]
     pub cv_threshold: f64,
+    /// Server backends only: after each benchmark, this many concurrent streams at each level (e.g. [1, 2, 4, 8]).
+    #[serde(default)]
+    pub concurrency: Vec<usize>,
+    /// Requests each stream sends, back to back, at every concurrency level.
+    #[serde(default = "d_requests_per_stream")]
+    pub requests_per_stream: usize,
+}
+
+fn d_requests_per_stream() -> usize {
+    4
 }
 
 fn d_warmup() -> usize {

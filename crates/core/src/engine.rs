@@ -93,6 +93,7 @@ pub fn measure_once(model: &mut dyn LoadedModel, prompt: &ResolvedPrompt, sampli
         peak_method: peak.method,
         token_times_s: trace.token_times.iter().map(|d| d.as_secs_f64()).collect(),
         tokens: trace.tokens,
+        server: trace.server,
     })
 }
 
@@ -103,20 +104,33 @@ pub fn measure(
     plan: &RunPlan,
     progress: &mut dyn FnMut(Phase, usize, usize),
 ) -> Result<Vec<RunSample>> {
+    let mut samples = Vec::with_capacity(plan.runs);
+    measure_into(model, prompt, plan, &mut samples, progress)?;
+    Ok(samples)
+}
+
+/// [`measure`], pushing each timed run onto `samples` as it completes: when a run fails (a server answering 500
+/// on the fourth run, say), the runs before it are still in `samples` for the caller to keep.
+pub fn measure_into(
+    model: &mut dyn LoadedModel,
+    prompt: &ResolvedPrompt,
+    plan: &RunPlan,
+    samples: &mut Vec<RunSample>,
+    progress: &mut dyn FnMut(Phase, usize, usize),
+) -> Result<()> {
     ensure!(plan.runs > 0, "--runs must be at least 1");
     for i in 0..plan.warmup {
         measure_once(model, prompt, plan.sampling)
             .with_context(|| format!("warmup run {} of {}", i + 1, plan.warmup))?;
         progress(Phase::Warmup, i + 1, plan.warmup);
     }
-    let mut samples = Vec::with_capacity(plan.runs);
     for i in 0..plan.runs {
         let sample = measure_once(model, prompt, plan.sampling)
             .with_context(|| format!("timed run {} of {}", i + 1, plan.runs))?;
         samples.push(sample);
         progress(Phase::Timed, i + 1, plan.runs);
     }
-    Ok(samples)
+    Ok(())
 }
 
 /// Summary statistics of every metric over the timed runs, and the warnings a reader should see: one line per kind
@@ -263,6 +277,7 @@ mod tests {
             peak_method: crate::memory::PeakMethod::LinuxHighWaterMark,
             token_times_s: vec![],
             tokens: vec![],
+            server: None,
         };
         let runs: Vec<RunSample> = [0.1, 0.1, 0.1, 0.1, 0.3].into_iter().map(mk).collect();
         let (summary, notes) = summarize_runs(&runs, 0.10);

@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::schema::ServerTimings;
 use crate::stats::percentile;
 
 /// The events of one generation, as offsets from the moment the engine started the request.
@@ -36,7 +37,13 @@ pub struct GenerationTrace {
     /// When each generated token had been sampled.
     pub token_times: Vec<Duration>,
     pub tokens: Vec<u32>,
+    /// What a server said about its own timing of this request (HTTP backends only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerTimings>,
 }
+
+/// Token id recorded when the engine does not say which token it generated (an HTTP server streaming text).
+pub const UNKNOWN_TOKEN: u32 = u32::MAX;
 
 /// Hands a backend the clock. The backend calls `tokenized`, `prefill_done`, then `token` once per generated token;
 /// anything out of order is an error in [`TraceRecorder::finish`], so a backend cannot silently mis-time a run.
@@ -50,6 +57,7 @@ pub struct TraceRecorder {
     tokens: Vec<u32>,
     out_of_order: Option<&'static str>,
     injected_delay: Option<Duration>,
+    server: Option<ServerTimings>,
 }
 
 /// Test-only: a real slowdown of every generated token by this many microseconds, for proving that the regression
@@ -71,26 +79,41 @@ impl TraceRecorder {
                 .ok()
                 .and_then(|v| v.parse::<u64>().ok())
                 .map(Duration::from_micros),
+            server: None,
         }
     }
 
+    /// When the clock started: a backend that timestamps events as they happen (an HTTP client reading a stream on
+    /// another thread) records them afterwards with the `*_at` methods.
+    pub fn started_at(&self) -> Instant {
+        self.start
+    }
+
     pub fn tokenized(&mut self, prompt_tokens: usize) {
+        self.tokenized_at(prompt_tokens, Instant::now());
+    }
+
+    pub fn tokenized_at(&mut self, prompt_tokens: usize, at: Instant) {
         if self.tokenized.is_some() {
             self.out_of_order.get_or_insert("tokenized() called twice");
         }
-        self.tokenized = Some(self.start.elapsed());
+        self.tokenized = Some(at.saturating_duration_since(self.start));
         self.prompt_tokens = Some(prompt_tokens);
     }
 
     /// Call after the prefill's results are ready (after synchronising with any asynchronous device).
     pub fn prefill_done(&mut self) {
+        self.prefill_done_at(Instant::now());
+    }
+
+    pub fn prefill_done_at(&mut self, at: Instant) {
         if self.tokenized.is_none() {
             self.out_of_order.get_or_insert("prefill_done() before tokenized()");
         }
         if self.prefill_end.is_some() {
             self.out_of_order.get_or_insert("prefill_done() called twice");
         }
-        self.prefill_end = Some(self.start.elapsed());
+        self.prefill_end = Some(at.saturating_duration_since(self.start));
     }
 
     /// Call when a generated token has been sampled.
@@ -99,12 +122,22 @@ impl TraceRecorder {
         if let Some(delay) = self.injected_delay {
             std::thread::sleep(delay);
         }
-        let now = self.start.elapsed();
+        self.token_at(id, Instant::now());
+    }
+
+    /// A token that arrived at `at` (e.g. a streamed delta's arrival); `id` may be [`UNKNOWN_TOKEN`].
+    #[inline]
+    pub fn token_at(&mut self, id: u32, at: Instant) {
         if self.prefill_end.is_none() {
             self.out_of_order.get_or_insert("token() before prefill_done()");
         }
-        self.token_times.push(now);
+        self.token_times.push(at.saturating_duration_since(self.start));
         self.tokens.push(id);
+    }
+
+    /// A server's own account of the request's prompt and generation times, kept beside the client's clock.
+    pub fn server_timings(&mut self, timings: ServerTimings) {
+        self.server = Some(timings);
     }
 
     pub fn finish(self) -> Result<GenerationTrace> {
@@ -122,6 +155,7 @@ impl TraceRecorder {
             prefill_end,
             token_times: self.token_times,
             tokens: self.tokens,
+            server: self.server,
         })
     }
 }
@@ -334,6 +368,7 @@ mod tests {
             prefill_end: ms(prefill_end),
             token_times: tokens_ms.iter().map(|&t| ms(t)).collect(),
             tokens: (0..tokens_ms.len() as u32).collect(),
+            server: None,
         }
     }
 

@@ -82,7 +82,7 @@ pub fn resolve(spec: &PromptSpec, model: &dyn LoadedModel) -> Result<ResolvedPro
     let (text, prompt_tokens) = match spec {
         PromptSpec::Text { text, .. } => {
             ensure!(!text.trim().is_empty(), "prompt set {:?} has an empty prompt text", spec.name());
-            (text.clone(), model.tokenize(text)?.len())
+            (text.clone(), model.count_prompt_tokens(text)?)
         }
         PromptSpec::Length { prompt_tokens, .. } => (exact_length_text(model, *prompt_tokens)?, *prompt_tokens),
     };

@@ -28,6 +28,22 @@ pub struct RunResults {
     pub git: Option<GitStamp>,
     pub machine: Machine,
     pub benchmarks: Vec<BenchmarkResult>,
+    /// Benchmarks that could not finish (a server that refused, timed out or broke its stream, ...): the error and
+    /// the timed runs completed before it. The rest of the matrix ran on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<FailedBenchmark>,
+    /// Concurrency sweeps of the servers in the run (`--concurrency`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub concurrency: Vec<crate::sweep::ConcurrencySweep>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailedBenchmark {
+    pub id: String,
+    /// The whole error chain, outermost first.
+    pub error: String,
+    /// Timed runs that completed before the failure (not summarised: too few, and maybe disturbed).
+    pub completed_runs: Vec<RunSample>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,6 +86,44 @@ pub struct EngineInfo {
     pub version: String,
     /// The engine's own account of how it was built, e.g. llama.cpp's system-info line (AVX2 = 1 | FMA = 1 ...).
     pub build_info: String,
+    /// Set when the engine was reached over HTTP: which server and how.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerEndpoint>,
+}
+
+/// An inference server measured through its HTTP API. Never holds an API key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServerEndpoint {
+    /// `completions` (`/v1/completions`), `chat` (`/v1/chat/completions`) or `ollama` (`/api/generate`).
+    pub api: String,
+    pub url: String,
+    /// The `model` sent with each request.
+    pub model_name: Option<String>,
+    /// The command tokbench started the server with; None when it attached to a running server.
+    pub launched: Option<String>,
+}
+
+/// A server's own timing of one request, as it reported it (llama-server `timings`, Ollama `*_duration`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerTimings {
+    pub prompt_tokens: Option<u64>,
+    pub prompt_s: Option<f64>,
+    /// Prompt tokens the server took from its cache instead of evaluating (llama-server `cache_n`).
+    pub cached_tokens: Option<u64>,
+    pub generated_tokens: Option<u64>,
+    pub generation_s: Option<f64>,
+}
+
+impl ServerTimings {
+    pub fn prefill_tps(&self) -> Option<f64> {
+        let (n, s) = (self.prompt_tokens?, self.prompt_s?);
+        (s > 0.0).then(|| n as f64 / s)
+    }
+    /// Generated tokens over the server's generation time (llama-server's `predicted_per_second`).
+    pub fn decode_tps(&self) -> Option<f64> {
+        let (n, s) = (self.generated_tokens?, self.generation_s?);
+        (s > 0.0).then(|| n as f64 / s)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -171,7 +225,11 @@ pub struct RunSample {
     pub peak_method: PeakMethod,
     /// When each token was sampled, seconds from the start of the request.
     pub token_times_s: Vec<f64>,
+    /// Token ids; `u32::MAX` where the engine did not say (servers stream text).
     pub tokens: Vec<u32>,
+    /// The server's own timing of this request, beside the client-measured figures above (HTTP backends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<ServerTimings>,
 }
 
 impl RunSample {

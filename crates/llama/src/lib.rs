@@ -66,12 +66,17 @@ impl LlamaCpp {
 }
 
 impl Backend for LlamaCpp {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> &str {
         "llama.cpp"
     }
 
     fn engine_info(&self) -> EngineInfo {
-        EngineInfo { backend: self.name().to_string(), version: Self::version(), build_info: Self::system_info() }
+        EngineInfo {
+            backend: self.name().to_string(),
+            version: Self::version(),
+            build_info: Self::system_info(),
+            server: None,
+        }
     }
 
     fn load(&self, path: &Path, options: &LoadOptions) -> Result<Box<dyn LoadedModel>> {
