@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, ensure, Result};
 use clap::{Args, Parser, Subcommand};
 use tokbench_core::backend::LoadOptions;
-use tokbench_core::config::{parse_prompt_name, Config, DEFAULT_CONFIG_FILE};
+use tokbench_core::config::{parse_prompt_name, Config, ServerConfig, DEFAULT_CONFIG_FILE};
 use tokbench_core::engine::RunPlan;
 use tokbench_core::export;
 use tokbench_core::machine::default_threads;
@@ -162,6 +162,28 @@ pub struct RunArgs {
     /// Skip the config's [quality] section (perplexity, KL-divergence, Pareto frontier).
     #[arg(long)]
     pub no_quality: bool,
+    /// Root URL of a running server, for `--backend openai` (OpenAI-compatible: llama-server, vLLM, mlx_lm.server,
+    /// MLC-LLM …) or `--backend ollama`, e.g. http://127.0.0.1:8080.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// The `model` sent to the server (default: the first model it lists; required for Ollama).
+    #[arg(long)]
+    pub model_name: Option<String>,
+    /// OpenAI-compatible endpoint: completions (raw prompt, default) or chat (the server applies its template).
+    #[arg(long, default_value = "completions")]
+    pub api: String,
+    /// Environment variable holding the server's API key (sent as a bearer token, never logged or saved).
+    #[arg(long)]
+    pub api_key_env: Option<String>,
+    /// Server backends: concurrent streams to sweep after each benchmark (comma list), e.g. 1,2,4,8.
+    #[arg(long, value_delimiter = ',')]
+    pub concurrency: Vec<usize>,
+    /// Requests each stream sends, back to back, at every concurrency level (default 4).
+    #[arg(long)]
+    pub requests_per_stream: Option<usize>,
+    /// Seconds a server may take to send the first token before the run fails (default 120).
+    #[arg(long)]
+    pub first_token_timeout: Option<f64>,
 }
 
 pub fn main() -> Result<()> {
@@ -198,7 +220,7 @@ pub fn main() -> Result<()> {
         Command::Perplexity(args) => perplexity(&args).map(|_| ()),
         Command::Backends => {
             for name in crate::backends::available() {
-                let info = crate::backends::create(name)?.engine_info();
+                let info = crate::backends::create(name, &[])?.engine_info();
                 println!("{name}\t{}\t{}", info.version, info.build_info);
             }
             Ok(())
@@ -316,7 +338,44 @@ pub fn matrix(args: &RunArgs) -> Result<Matrix> {
         cv_threshold: run.map_or(defaults.cv_threshold, |r| r.cv_threshold),
     };
     ensure!(plan.runs > 0, "--runs must be at least 1");
-    Ok(Matrix { backends, models, threads, prompts, load, plan, filter: args.filter.clone(), quality })
+
+    let mut servers = config.as_ref().map(|c| c.servers.clone()).unwrap_or_default();
+    if let Some(url) = &args.url {
+        let named: Vec<&String> = backends.iter().filter(|b| *b == "openai" || *b == "ollama").collect();
+        ensure!(
+            !named.is_empty(),
+            "--url is for server backends: add --backend openai (OpenAI-compatible API) or --backend ollama"
+        );
+        for name in named {
+            let api = if name == "ollama" { "ollama" } else { args.api.as_str() };
+            let mut server = ServerConfig::attached(name, api, url, args.model_name.clone());
+            server.api_key_env = args.api_key_env.clone();
+            servers.retain(|s| s.name != server.name);
+            servers.push(server);
+        }
+    }
+    if let Some(t) = args.first_token_timeout {
+        ensure!(t > 0.0, "--first-token-timeout must be positive");
+        servers.iter_mut().for_each(|s| s.first_token_timeout_s = t);
+    }
+    let concurrency = pick(&args.concurrency, run.map(|r| r.concurrency.clone()), Vec::new());
+    ensure!(concurrency.iter().all(|&c| c > 0), "--concurrency levels must be at least 1");
+    let requests_per_stream = args.requests_per_stream.or(run.map(|r| r.requests_per_stream)).unwrap_or(4);
+    ensure!(requests_per_stream > 0, "--requests-per-stream must be at least 1");
+    Ok(Matrix {
+        backends,
+        models,
+        threads,
+        prompts,
+        load,
+        plan,
+        filter: args.filter.clone(),
+        quality,
+        servers,
+        explicit_models: !args.model.is_empty(),
+        concurrency,
+        requests_per_stream,
+    })
 }
 
 fn pick<T: Clone>(flag: &[T], config: Option<Vec<T>>, default: Vec<T>) -> Vec<T> {
@@ -343,7 +402,7 @@ pub fn run(args: &RunArgs) -> Result<RunResults> {
     let mut results = runner::new_results();
     let outcome = runner::run(&matrix, &mut results, !args.quiet && std::io::stderr().is_terminal());
     let outcome = match outcome {
-        Err(e) if results.benchmarks.is_empty() => return Err(e),
+        Err(e) if results.benchmarks.is_empty() && results.failures.is_empty() => return Err(e),
         other => other,
     };
     let written = write_outputs(args, &results)?;
@@ -356,12 +415,24 @@ pub fn run(args: &RunArgs) -> Result<RunResults> {
         )));
     }
     print!("{}", export::markdown::table(&results));
+    print!("{}", export::overhead::table(&results));
+    print!("{}", tokbench_core::sweep::table(&results.concurrency));
     for b in &results.benchmarks {
         for w in &b.warnings {
             eprintln!("warning: {}: {w}", b.id);
         }
     }
     eprintln!("results: {}", written.display());
+    if !results.failures.is_empty() {
+        let list: Vec<String> = results.failures.iter().map(|f| format!("  {}: {}", f.id, f.error)).collect();
+        bail!(
+            "{} benchmark(s) failed (the other {} are measured and saved in {}):\n{}",
+            results.failures.len(),
+            results.benchmarks.len(),
+            written.display(),
+            list.join("\n")
+        );
+    }
     Ok(results)
 }
 
@@ -391,7 +462,7 @@ fn write_outputs(args: &RunArgs, results: &RunResults) -> Result<PathBuf> {
 pub fn perplexity(args: &PerplexityArgs) -> Result<QualityResult> {
     let path = model_path(&args.model, &args.config)?;
     tokbench_core::gguf::validate(&path)?;
-    let backend = crate::backends::create(&args.backend)?;
+    let backend = crate::backends::create(&args.backend, &[])?;
     let options = LoadOptions {
         threads: args.threads.unwrap_or_else(default_threads),
         batch: args.batch,

@@ -5,7 +5,9 @@ use std::time::SystemTime;
 
 use anyhow::{ensure, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use tokbench_core::backend::{Backend, LoadOptions};
+use tokbench_core::backend::{Backend, GenerationRequest, LoadOptions, LoadedModel};
+use tokbench_core::config::ServerConfig;
+use tokbench_core::sweep::{ConcurrencyLevel, ConcurrencySweep};
 use tokbench_core::engine::{self, Phase, RunPlan};
 use tokbench_core::machine::Machine;
 use tokbench_core::prompts::ResolvedPrompt;
@@ -14,7 +16,7 @@ use tokbench_core::quality::base_logprobs::BaseLogprobs;
 use tokbench_core::quality::measure::{score_corpus, QualityOptions, QualityResult};
 use tokbench_core::quality::pareto;
 use tokbench_core::schema::{
-    BenchmarkResult, EngineInfo, LoadMeasurement, ModelInfo, RunResults, RunSample, SCHEMA_VERSION,
+    BenchmarkResult, EngineInfo, FailedBenchmark, LoadMeasurement, ModelInfo, RunResults, RunSample, SCHEMA_VERSION,
 };
 use tokbench_core::{digest, gguf};
 
@@ -42,6 +44,13 @@ pub struct Matrix {
     pub filter: Vec<String>,
     /// Perplexity (and KL-divergence) of every model, beside its speed; None skips it.
     pub quality: Option<QualityPlan>,
+    /// Servers usable as backends by name.
+    pub servers: Vec<ServerConfig>,
+    /// Models were named on the command line (an attached server then runs exactly that file).
+    pub explicit_models: bool,
+    /// Server backends: concurrency levels swept after each benchmark (empty = none).
+    pub concurrency: Vec<usize>,
+    pub requests_per_stream: usize,
 }
 
 /// The `[quality]` section resolved: what to score every model on, and the model to compare them with.
@@ -64,6 +73,11 @@ impl Matrix {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The matrix's backends that run in this process (not servers).
+    pub fn in_process_backends(&self) -> impl Iterator<Item = &str> {
+        self.backends.iter().map(String::as_str).filter(|b| !self.servers.iter().any(|s| s.name == *b))
+    }
 }
 
 /// The stable id of a benchmark; also its criterion id. `/` inside a part is replaced so ids split cleanly.
@@ -74,6 +88,19 @@ pub fn benchmark_id(backend: &str, model: &str, quantization: &str, prompt: &str
 
 /// Reads what identifies a model file: header (rejecting non-GGUF and truncated files) and SHA-256.
 pub fn describe_model(model: &ModelRef) -> Result<ModelInfo> {
+    if model.path.as_os_str().is_empty() {
+        // The model of a server tokbench attached to: known by the name it serves, not by a file.
+        return Ok(ModelInfo {
+            name: model.name.clone(),
+            file_name: String::new(),
+            size_bytes: 0,
+            sha256: String::new(),
+            quantization: "unknown".to_string(),
+            architecture: None,
+            n_params: None,
+            derived_from: None,
+        });
+    }
     ensure!(
         model.path.exists(),
         "model file {} does not exist: run `cargo xtask fetch` (and `cargo xtask quantize` for ladder rungs), or pass \
@@ -103,6 +130,8 @@ pub fn new_results() -> RunResults {
         git: crate::git::stamp(&std::env::current_dir().unwrap_or_default()),
         machine: Machine::detect(),
         benchmarks: Vec::new(),
+        failures: Vec::new(),
+        concurrency: Vec::new(),
     }
 }
 
@@ -156,9 +185,21 @@ pub fn for_each_group(
     mut visit: impl FnMut(Group<'_>) -> Result<()>,
 ) -> Result<()> {
     for backend_name in &matrix.backends {
-        let backend = backends::create(backend_name)?;
+        let backend = backends::create(backend_name, &matrix.servers)?;
         let engine = backend.engine_info();
-        for model_ref in &matrix.models {
+        // A server that was already running serves one model: the file named with --model, else whatever it loaded.
+        let models = match backend.attached_model() {
+            None => matrix.models.clone(),
+            Some(_) if matrix.explicit_models => {
+                ensure!(
+                    matrix.models.len() == 1,
+                    "backend {backend_name:?} is a running server, which serves one model: pass the one file it serves                      with --model (or give the server a `command` so tokbench starts it for each model)"
+                );
+                matrix.models.clone()
+            }
+            Some(served) => vec![ModelRef { name: served, path: PathBuf::new(), derived_from: None }],
+        };
+        for model_ref in &models {
             let mut model_info = describe_model(model_ref)?;
             for &threads in &matrix.threads {
                 let selected: Vec<(&PromptSpec, String)> = matrix
@@ -199,9 +240,10 @@ pub fn run(matrix: &Matrix, results: &mut RunResults, show_progress: bool) -> Re
     let style = ProgressStyle::with_template("{prefix:>3} {bar:24} {pos}/{len} {msg}").expect("valid template");
     let total = matrix.len(); // upper bound when --filter drops some
     let mut index = 0;
-    let quality = match &matrix.quality {
-        Some(plan) => Some(prepare_quality(matrix, plan)?),
-        None => None,
+    // Quality is scored in-process (servers expose no logits to score with); a run of servers only skips it.
+    let quality = match (&matrix.quality, matrix.in_process_backends().next()) {
+        (Some(plan), Some(backend)) => Some(prepare_quality(matrix, backend, plan)?),
+        _ => None,
     };
     // Scored once per backend × model (the first thread count that runs it), then shared by its benchmarks.
     let mut scored: Vec<((String, String), QualityResult)> = Vec::new();
@@ -210,11 +252,23 @@ pub fn run(matrix: &Matrix, results: &mut RunResults, show_progress: bool) -> Re
         |_| true,
         |group| {
             let Group { backend, engine: engine_info, model_ref, model_info, options, selected } = group;
-            let (mut model, load) = engine::load_model(backend, &model_ref.path, &options)
-                .with_context(|| format!("loading {} with {}", model_ref.path.display(), backend.name()))?;
+            let loaded = engine::load_model(backend, &model_ref.path, &options)
+                .with_context(|| format!("loading {} with {}", model_ref.name, backend.name()));
+            let (mut model, load) = match loaded {
+                Ok(loaded) => loaded,
+                Err(e) => {
+                    // Every benchmark of this group fails with the same error; the rest of the matrix runs on.
+                    for (_, id) in selected {
+                        index += 1;
+                        record_failure(results, id, &e, Vec::new());
+                    }
+                    return Ok(());
+                }
+            };
             model_info.n_params = model.details().n_params;
             let key = (engine_info.backend.clone(), model_info.name.clone());
-            if let Some(options) = &quality {
+            let is_server = engine_info.server.is_some();
+            if let (Some(options), false) = (&quality, is_server) {
                 if !scored.iter().any(|(k, _)| *k == key) {
                     // Before the model's speed runs; the scoring context is freed before they start.
                     let engine = format!("{} {}", engine_info.backend, engine_info.version);
@@ -229,7 +283,13 @@ pub fn run(matrix: &Matrix, results: &mut RunResults, show_progress: bool) -> Re
             let model_quality = scored.iter().find(|(k, _)| *k == key).map(|(_, q)| q.clone());
             for (spec, id) in selected {
                 index += 1;
-                let prompt = prompts::resolve(spec, model.as_ref())?;
+                let prompt = match prompts::resolve(spec, model.as_ref()) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        record_failure(results, id, &e, Vec::new());
+                        continue;
+                    }
+                };
                 let bar = if show_progress {
                     ProgressBar::new((matrix.plan.warmup + matrix.plan.runs) as u64)
                 } else {
@@ -239,32 +299,79 @@ pub fn run(matrix: &Matrix, results: &mut RunResults, show_progress: bool) -> Re
                 bar.set_prefix(format!("{index}/{total}"));
                 bar.set_message(format!("{id} (warmup)"));
                 let warmup = matrix.plan.warmup as u64;
-                let runs = engine::measure(model.as_mut(), &prompt, &matrix.plan, &mut |phase, done, _| {
-                    bar.set_position(if phase == Phase::Warmup { done as u64 } else { warmup + done as u64 });
-                    if phase == Phase::Timed || done as u64 == warmup {
-                        bar.set_message(id.clone());
-                    }
-                })
-                .with_context(|| format!("benchmark {id}"))?;
+                let mut runs = Vec::with_capacity(matrix.plan.runs);
+                let measured =
+                    engine::measure_into(model.as_mut(), &prompt, &matrix.plan, &mut runs, &mut |phase, done, _| {
+                        bar.set_position(if phase == Phase::Warmup { done as u64 } else { warmup + done as u64 });
+                        if phase == Phase::Timed || done as u64 == warmup {
+                            bar.set_message(id.clone());
+                        }
+                    });
                 bar.finish_and_clear();
+                if let Err(e) = measured {
+                    record_failure(results, id, &e, runs);
+                    continue;
+                }
                 let mut result =
-                    benchmark_result(id, engine_info, model_info, &options, &matrix.plan, &prompt, &load, runs);
+                    benchmark_result(id.clone(), engine_info, model_info, &options, &matrix.plan, &prompt, &load, runs);
                 result.quality = model_quality.clone();
                 results.benchmarks.push(result);
                 pareto::mark_run(results)?;
+                if is_server && !matrix.concurrency.is_empty() {
+                    match sweep(model.as_ref(), matrix, &prompt, &id, engine_info, model_info, show_progress) {
+                        Ok(s) => results.concurrency.push(s),
+                        Err(e) => record_failure(results, format!("{id}/concurrency"), &e, Vec::new()),
+                    }
+                }
             }
             Ok(())
         },
     )
 }
 
+fn record_failure(results: &mut RunResults, id: String, error: &anyhow::Error, completed_runs: Vec<RunSample>) {
+    let error = format!("{error:#}");
+    eprintln!("benchmark {id} failed: {error}");
+    results.failures.push(FailedBenchmark { id, error, completed_runs });
+}
+
+/// The concurrency sweep of one server benchmark: every level of `matrix.concurrency` in turn.
+fn sweep(
+    model: &dyn LoadedModel,
+    matrix: &Matrix,
+    prompt: &ResolvedPrompt,
+    id: &str,
+    engine_info: &EngineInfo,
+    model_info: &ModelInfo,
+    show_progress: bool,
+) -> Result<ConcurrencySweep> {
+    let request =
+        GenerationRequest { prompt: &prompt.text, gen_tokens: prompt.gen_tokens, sampling: matrix.plan.sampling };
+    let mut levels = Vec::new();
+    for &streams in &matrix.concurrency {
+        if show_progress {
+            eprintln!("{id}: {streams} concurrent streams × {} requests", matrix.requests_per_stream);
+        }
+        let batch = model.generate_concurrently(&request, streams, matrix.requests_per_stream)?;
+        levels.push(ConcurrencyLevel::from_batch(batch)?);
+    }
+    Ok(ConcurrencySweep {
+        id: id.to_string(),
+        backend: engine_info.backend.clone(),
+        model: model_info.name.clone(),
+        prompt: prompt.info(),
+        requests_per_stream: matrix.requests_per_stream,
+        levels,
+    })
+}
+
 /// Scores the KL-divergence base (when there is one) and saves its distribution under target/tokbench/quality/,
 /// returning the options every model is then scored with. A saved base is reused when it was made from the same
 /// model file, corpus and engine with the same ctx / chunks / top-k (on WikiText-2 scoring it again is not free).
-fn prepare_quality(matrix: &Matrix, plan: &QualityPlan) -> Result<QualityOptions> {
+fn prepare_quality(matrix: &Matrix, backend: &str, plan: &QualityPlan) -> Result<QualityOptions> {
     let mut options = QualityOptions { save_base: None, kld_base: None, ..plan.options.clone() };
     let Some(base) = &plan.kld_base else { return Ok(options) };
-    let backend = backends::create(&matrix.backends[0])?;
+    let backend = backends::create(backend, &matrix.servers)?;
     let info = backend.engine_info();
     let engine = format!("{} {}", info.backend, info.version);
     let stem = |p: &std::path::Path| p.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned());

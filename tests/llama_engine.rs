@@ -7,7 +7,7 @@ use tokbench_core::prompts::{self, PromptSpec};
 use tokbench_core::schema::Sampling;
 
 fn load(ctx: u32) -> Box<dyn tokbench_core::backend::LoadedModel> {
-    let backend = backends::create("llama.cpp").unwrap();
+    let backend = backends::create("llama.cpp", &[]).unwrap();
     engine::load_model(backend.as_ref(), &common::default_model(), &common::options(ctx)).unwrap().0
 }
 

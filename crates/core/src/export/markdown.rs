@@ -50,13 +50,18 @@ pub fn table(results: &RunResults) -> String {
             mean_with_ci(b, Metric::DecodeTps),
             itl,
             format_value(Unit::Seconds, b.load.load_s),
-            format!(
+        ];
+        if b.engine.server.is_some() {
+            // tokbench's RSS says nothing about a server's memory: don't print it as if it did.
+            row.extend(["n/a (server)".to_string(), "n/a (server)".to_string()]);
+        } else {
+            row.push(format!(
                 "{} (+{})",
                 format_bytes(b.load.rss_after_bytes as f64),
                 format_bytes(b.load.rss_after_bytes.saturating_sub(b.load.rss_before_bytes) as f64)
-            ),
-            b.summary.get(&Metric::PeakRssDeltaBytes).map_or("-".into(), |s| format_bytes(s.max)),
-        ];
+            ));
+            row.push(b.summary.get(&Metric::PeakRssDeltaBytes).map_or("-".into(), |s| format_bytes(s.max)));
+        }
         if with_quality {
             let q = b.quality.as_ref();
             row.push(q.map_or("-".into(), |q| format!("{:.3} ± {:.3}", q.ppl, q.ppl_std_error)));

@@ -2,6 +2,7 @@
 //! ([`crate::schema::RunResults::write`]); the siblings here are the human and spreadsheet views.
 pub mod csv;
 pub mod markdown;
+pub mod overhead;
 
 use crate::metrics::{format_value, format_with_interval, Metric};
 use crate::schema::BenchmarkResult;
