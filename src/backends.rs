@@ -28,7 +28,11 @@ pub fn create(name: &str, servers: &[ServerConfig]) -> Result<Box<dyn Backend>> 
             "backend {other:?} is neither built into this tokbench (in-process: {}) nor a [[server]] of the config \
              (servers: {}); in-process backends are cargo features, e.g. `cargo run --release --features llama-cpp`",
             available().join(", "),
-            if servers.is_empty() { "none".to_string() } else { servers.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ") }
+            if servers.is_empty() {
+                "none".to_string()
+            } else {
+                servers.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+            }
         ),
     }
 }

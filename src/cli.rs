@@ -241,8 +241,13 @@ pub fn matrix(args: &RunArgs) -> Result<Matrix> {
 
     let backends = pick(&args.backend, run.map(|r| r.backends.clone()), vec!["llama.cpp".to_string()]);
     let model_names = pick(&args.model, run.map(|r| r.models.clone()), Vec::new());
+    // A server tokbench attaches to serves its own model; everything else needs a model file.
+    let servers_attached = args.url.is_some()
+        || backends
+            .iter()
+            .all(|b| config.as_ref().is_some_and(|c| c.servers.iter().any(|s| s.name == *b && s.command.is_none())));
     ensure!(
-        !model_names.is_empty(),
+        !model_names.is_empty() || servers_attached,
         "no model to run: pass --model PATH, or run from a directory with {DEFAULT_CONFIG_FILE}"
     );
     let resolve = |name: &String| match &config {

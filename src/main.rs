@@ -5,6 +5,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
+            // Ctrl-C stopped the servers and the run; what was measured has been saved.
+            if tokbench_http::launch::interrupted() {
+                return ExitCode::from(130);
+            }
             ExitCode::from(2)
         }
     }

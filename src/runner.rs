@@ -7,7 +7,6 @@ use anyhow::{ensure, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokbench_core::backend::{Backend, GenerationRequest, LoadOptions, LoadedModel};
 use tokbench_core::config::ServerConfig;
-use tokbench_core::sweep::{ConcurrencyLevel, ConcurrencySweep};
 use tokbench_core::engine::{self, Phase, RunPlan};
 use tokbench_core::machine::Machine;
 use tokbench_core::prompts::ResolvedPrompt;
@@ -18,6 +17,7 @@ use tokbench_core::quality::pareto;
 use tokbench_core::schema::{
     BenchmarkResult, EngineInfo, FailedBenchmark, LoadMeasurement, ModelInfo, RunResults, RunSample, SCHEMA_VERSION,
 };
+use tokbench_core::sweep::{ConcurrencyLevel, ConcurrencySweep};
 use tokbench_core::{digest, gguf};
 
 use crate::backends;
@@ -252,6 +252,7 @@ pub fn run(matrix: &Matrix, results: &mut RunResults, show_progress: bool) -> Re
         |_| true,
         |group| {
             let Group { backend, engine: engine_info, model_ref, model_info, options, selected } = group;
+            ensure!(!tokbench_http::launch::interrupted(), INTERRUPTED);
             let loaded = engine::load_model(backend, &model_ref.path, &options)
                 .with_context(|| format!("loading {} with {}", model_ref.name, backend.name()));
             let (mut model, load) = match loaded {
@@ -282,6 +283,7 @@ pub fn run(matrix: &Matrix, results: &mut RunResults, show_progress: bool) -> Re
             }
             let model_quality = scored.iter().find(|(k, _)| *k == key).map(|(_, q)| q.clone());
             for (spec, id) in selected {
+                ensure!(!tokbench_http::launch::interrupted(), INTERRUPTED);
                 index += 1;
                 let prompt = match prompts::resolve(spec, model.as_ref()) {
                     Ok(p) => p,
@@ -329,8 +331,14 @@ pub fn run(matrix: &Matrix, results: &mut RunResults, show_progress: bool) -> Re
     )
 }
 
+/// The runner's error once Ctrl-C has stopped the servers: `main` exits with 130 on it.
+pub const INTERRUPTED: &str = "interrupted (Ctrl-C)";
+
 fn record_failure(results: &mut RunResults, id: String, error: &anyhow::Error, completed_runs: Vec<RunSample>) {
-    let error = format!("{error:#}");
+    let mut error = format!("{error:#}");
+    if tokbench_http::launch::interrupted() {
+        error = format!("{INTERRUPTED}: {error}");
+    }
     eprintln!("benchmark {id} failed: {error}");
     results.failures.push(FailedBenchmark { id, error, completed_runs });
 }

@@ -31,9 +31,13 @@ pub struct VsArgs {
     #[arg(long, default_value_t = 3)]
     reps: usize,
     /// llama-cpp-python sdist whose vendored llama.cpp builds llama-bench.
-    #[arg(long, default_value = "0.3.36")]
+    #[arg(long, default_value = PEER_SDIST_VERSION)]
     llama_cpp_python: String,
 }
+
+/// The llama-cpp-python sdist whose vendored llama.cpp builds the peers (llama-bench, llama-perplexity,
+/// llama-server).
+pub const PEER_SDIST_VERSION: &str = "0.3.36";
 
 fn cache_dir() -> PathBuf {
     let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
@@ -61,10 +65,13 @@ pub fn nextest(model: &std::path::Path, args: &[String]) -> Result<()> {
         "--workspace",
         "--all-targets",
     ]))?;
+    // The server backend's tests run against llama.cpp's own llama-server (built once, cached outside the repo).
+    let llama_server = build_peer_tool(PEER_SDIST_VERSION, "llama-server")?;
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["nextest", "run", "--workspace"])
         .args(args)
         .env("TOKBENCH_TEST_MODEL", model)
+        .env("TOKBENCH_LLAMA_SERVER", std::fs::canonicalize(&llama_server)?)
         .status()
         .context("cannot run cargo nextest: install it with `cargo install cargo-nextest --locked`")?;
     ensure!(status.success(), "tests failed ({status})");
@@ -96,6 +103,9 @@ pub fn build_peer_tool(version: &str, target: &str) -> Result<PathBuf> {
             "-DLLAMA_OPENSSL=OFF",
             "-DLLAMA_BUILD_TESTS=OFF",
             "-DLLAMA_BUILD_EXAMPLES=OFF",
+            // llama-server, for the server backend's tests; its web UI would be downloaded, so it is left out.
+            "-DLLAMA_BUILD_SERVER=ON",
+            "-DLLAMA_USE_PREBUILT_UI=OFF",
         ]))?;
         let jobs = std::thread::available_parallelism().map_or(2, |n| n.get()).to_string();
         run(Command::new("cmake").arg("--build").arg(&build).args(["--target", target, "-j", &jobs]))?;
@@ -277,7 +287,7 @@ pub struct VsPerplexityArgs {
     /// Alternating rounds; each runs both tools once.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
-    #[arg(long, default_value = "0.3.36")]
+    #[arg(long, default_value = PEER_SDIST_VERSION)]
     llama_cpp_python: String,
 }
 

@@ -295,12 +295,34 @@ impl Config {
 
     fn validate(&self) -> Result<()> {
         let r = &self.run;
+        // Servers tokbench attaches to (no `command`) bring their own model; everything else needs `models`.
+        let attached_only = r.backends.iter().all(|b| self.servers.iter().any(|s| s.name == *b && s.command.is_none()));
+        let no_models = r.models.is_empty() && !attached_only;
         for (what, empty) in
-            [("backends", r.backends.is_empty()), ("models", r.models.is_empty()), ("prompts", r.prompts.is_empty())]
+            [("backends", r.backends.is_empty()), ("models", no_models), ("prompts", r.prompts.is_empty())]
         {
             ensure!(!empty, "[run] {what} is empty, so the matrix has nothing to run: list at least one");
         }
         ensure!(r.runs > 0, "[run] runs must be at least 1");
+        for (i, s) in self.servers.iter().enumerate() {
+            ensure!(!s.name.is_empty(), "[[server]] number {} has an empty name", i + 1);
+            ensure!(
+                self.servers.iter().filter(|o| o.name == s.name).count() == 1,
+                "two [[server]] entries are named {:?}: names select backends, so they must differ",
+                s.name
+            );
+            ensure!(
+                ["completions", "chat", "ollama"].contains(&s.api.as_str()),
+                "[[server]] {:?}: api {:?} is not one of completions, chat, ollama",
+                s.name,
+                s.api
+            );
+            ensure!(
+                s.first_token_timeout_s > 0.0 && s.gap_timeout_s > 0.0 && s.startup_timeout_s > 0.0,
+                "[[server]] {:?}: timeouts must be positive",
+                s.name
+            );
+        }
         ensure!(r.threads.iter().all(|&t| t > 0), "[run] threads must be positive (leave it out for physical cores)");
         if let Some(ladder) = &self.ladder {
             ensure!(self.model(&ladder.base).is_some(), "[ladder] base {:?} is not a [[model]] name", ladder.base);

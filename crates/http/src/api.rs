@@ -121,7 +121,10 @@ impl Api {
                     chunk.text = text.and_then(Value::as_str).unwrap_or_default().to_string();
                     chunk.finish_reason = choice.get("finish_reason").and_then(Value::as_str).map(str::to_string);
                 } else if v.get("choices").is_none() && v.get("usage").is_none() {
-                    bail!("unexpected event from an OpenAI-compatible server (no choices, no usage): {}", clip(payload));
+                    bail!(
+                        "unexpected event from an OpenAI-compatible server (no choices, no usage): {}",
+                        clip(payload)
+                    );
                 }
                 if let Some(u) = v.get("usage").filter(|u| !u.is_null()) {
                     chunk.usage = Some(Usage {
@@ -148,10 +151,8 @@ impl Api {
                         Some(v.get("done_reason").and_then(Value::as_str).unwrap_or("stop").to_string());
                     let n = |k: &str| v.get(k).and_then(Value::as_u64);
                     let ns = |k: &str| v.get(k).and_then(Value::as_f64).map(|ns| ns / 1e9);
-                    chunk.usage = Some(Usage {
-                        prompt_tokens: n("prompt_eval_count"),
-                        completion_tokens: n("eval_count"),
-                    });
+                    chunk.usage =
+                        Some(Usage { prompt_tokens: n("prompt_eval_count"), completion_tokens: n("eval_count") });
                     chunk.timings = Some(ServerTimings {
                         prompt_tokens: n("prompt_eval_count"),
                         prompt_s: ns("prompt_eval_duration"),

@@ -81,9 +81,9 @@ impl HttpBackend {
     fn api_key(&self) -> Result<Option<String>> {
         match &self.config.api_key_env {
             None => Ok(None),
-            Some(var) => std::env::var(var).map(Some).map_err(|_| {
-                anyhow!("server {:?} takes its API key from ${var}, which is not set", self.config.name)
-            }),
+            Some(var) => std::env::var(var)
+                .map(Some)
+                .map_err(|_| anyhow!("server {:?} takes its API key from ${var}, which is not set", self.config.name)),
         }
     }
 
@@ -126,7 +126,9 @@ impl Backend for HttpBackend {
         let (client, process) = match &self.config.command {
             None => {
                 let client = self.client(&self.config.url)?;
-                client.get_json(models_path(self.api)).with_context(|| format!("no usable server at {}", client.base_url))?;
+                client
+                    .get_json(models_path(self.api))
+                    .with_context(|| format!("no usable server at {}", client.base_url))?;
                 (client, None)
             }
             Some(template) => {
@@ -171,7 +173,9 @@ impl Backend for HttpBackend {
             .map_or(options.ctx_size as usize, |n| n as usize);
         // llama-server's /tokenize gives exact token counts and exact-length prompts.
         let tokenizes = self.api == Api::Completions
-            && client.post_json("/tokenize", &json!({"content": "a", "add_special": true})).is_ok_and(|v| v["tokens"].is_array());
+            && client
+                .post_json("/tokenize", &json!({"content": "a", "add_special": true}))
+                .is_ok_and(|v| v["tokens"].is_array());
         Ok(Box::new(HttpModel { client, process, details, context_size, tokenizes, name: self.config.name.clone() }))
     }
 }
@@ -185,7 +189,10 @@ fn models_path(api: Api) -> &'static str {
 
 fn first_listed_model(client: &Client) -> Result<String> {
     let v = client.get_json("/v1/models")?;
-    v.pointer("/data/0/id").and_then(Value::as_str).map(str::to_string).ok_or_else(|| anyhow!("the server lists no model"))
+    v.pointer("/data/0/id")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| anyhow!("the server lists no model"))
 }
 
 pub struct HttpModel {
@@ -255,7 +262,10 @@ impl LoadedModel for HttpModel {
         // Chat templates and servers without a tokenizer endpoint: ask for one token and read the server's count.
         let s = self.client.stream(text, 1, tokbench_core::schema::Sampling::GREEDY)?;
         s.usage.and_then(|u| u.prompt_tokens).map(|n| n as usize).ok_or_else(|| {
-            anyhow!("server {:?} reports no prompt token count (`usage.prompt_tokens`), so prompts cannot be sized", self.name)
+            anyhow!(
+                "server {:?} reports no prompt token count (`usage.prompt_tokens`), so prompts cannot be sized",
+                self.name
+            )
         })
     }
 

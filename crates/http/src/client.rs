@@ -21,7 +21,11 @@ pub struct Timeouts {
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Timeouts { connect: Duration::from_secs(10), first_token: Duration::from_secs(120), gap: Duration::from_secs(60) }
+        Timeouts {
+            connect: Duration::from_secs(10),
+            first_token: Duration::from_secs(120),
+            gap: Duration::from_secs(60),
+        }
     }
 }
 
@@ -62,6 +66,8 @@ impl Client {
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_connect(Some(timeouts.connect))
+            // Servers close idle keep-alive connections (llama-server after 5 s): don't reuse one that old.
+            .max_idle_age(Duration::from_secs(2))
             .build()
             .into();
         Client { agent, base_url: base_url.trim_end_matches('/').to_string(), api, model, api_key, timeouts }
@@ -76,18 +82,18 @@ impl Client {
     pub fn stream(&self, prompt: &str, max_tokens: usize, sampling: Sampling) -> Result<Streamed> {
         let url = self.url(self.api.path());
         let body = serde_json::to_vec(&self.api.request(self.model.as_deref(), prompt, max_tokens, sampling))?;
-        let mut request = self
-            .agent
-            .post(&url)
-            .header("content-type", "application/json")
-            .config()
-            .timeout_recv_response(Some(self.timeouts.first_token))
-            .build();
-        if let Some(key) = &self.api_key {
-            request = request.header("authorization", format!("Bearer {key}"));
+        let request = self.post_stream(&url);
+        let mut sent_at = Instant::now();
+        let response = match request.send(&body[..]) {
+            // A kept-alive connection the server had closed meanwhile: nothing reached it, so send again on a new
+            // connection, restarting the clock.
+            Err(ureq::Error::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                sent_at = Instant::now();
+                self.post_stream(&url).send(&body[..])
+            }
+            other => other,
         }
-        let sent_at = Instant::now();
-        let response = request.send(&body[..]).map_err(|e| transport_error(&url, e, self.timeouts))?;
+        .map_err(|e| transport_error(&url, e, self.timeouts))?;
         let response = check_status(&url, response)?;
         let content_type =
             response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
@@ -112,7 +118,11 @@ impl Client {
             let waiting_for = if out.deltas.is_empty() {
                 format!("the first token from {url} (first-token timeout {:?})", self.timeouts.first_token)
             } else {
-                format!("the next event from {url} after {} deltas (gap timeout {:?})", out.deltas.len(), self.timeouts.gap)
+                format!(
+                    "the next event from {url} after {} deltas (gap timeout {:?})",
+                    out.deltas.len(),
+                    self.timeouts.gap
+                )
             };
             let event = events.next(until, &waiting_for).with_context(|| after(&out))?;
             let Some((at, payload)) = event else { break };
@@ -139,6 +149,20 @@ impl Client {
             out.deltas.len()
         );
         Ok(out)
+    }
+
+    fn post_stream(&self, url: &str) -> ureq::RequestBuilder<ureq::typestate::WithBody> {
+        let mut request = self
+            .agent
+            .post(url)
+            .header("content-type", "application/json")
+            .config()
+            .timeout_recv_response(Some(self.timeouts.first_token))
+            .build();
+        if let Some(key) = &self.api_key {
+            request = request.header("authorization", format!("Bearer {key}"));
+        }
+        request
     }
 
     pub fn get_json(&self, path: &str) -> Result<Value> {

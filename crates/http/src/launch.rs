@@ -6,6 +6,7 @@ use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
@@ -17,17 +18,39 @@ use crate::client::Client;
 static RUNNING: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 static CTRL_C: Once = Once::new();
 
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Ctrl-C arrived while servers tokbench started were running: they are stopped, and the runner should save what
+/// it measured and exit with 130 rather than start anything new.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
 fn on_ctrl_c_stop_servers() {
     CTRL_C.call_once(|| {
         // An error here means the program already has a handler of its own; it then owns the clean-up.
         let _ = ctrlc::set_handler(|| {
+            if INTERRUPTED.swap(true, Ordering::SeqCst) {
+                std::process::exit(130); // a second Ctrl-C: leave now
+            }
             let pids = RUNNING.lock().map(|p| p.clone()).unwrap_or_default();
             for pid in &pids {
                 terminate(*pid);
             }
-            if !pids.is_empty() {
-                eprintln!("interrupted: stopped {} server(s) tokbench had started", pids.len());
+            // Wait for them (up to 10 s, then SIGKILL), so that nothing still holds the port when tokbench exits.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            for &pid in &pids {
+                while unsafe { libc::waitpid(pid as i32, std::ptr::null_mut(), libc::WNOHANG) } == 0 {
+                    if Instant::now() > deadline {
+                        unsafe { libc::kill(-(pid as i32), libc::SIGKILL) };
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
             }
+            eprintln!("interrupted: stopped {} server(s) tokbench had started", pids.len());
+            // The runner notices (its requests fail, it checks `interrupted`), saves its results and exits 130; if it
+            // is busy in-process instead, don't make the user wait for that.
+            std::thread::sleep(Duration::from_secs(5));
             std::process::exit(130);
         });
     });
@@ -64,7 +87,11 @@ impl ServerProcess {
             .process_group(0)
             .spawn()
             .with_context(|| {
-                format!("cannot start the server {:?}: is it installed and on PATH? (command: {})", argv[0], argv.join(" "))
+                format!(
+                    "cannot start the server {:?}: is it installed and on PATH? (command: {})",
+                    argv[0],
+                    argv.join(" ")
+                )
             })?;
         RUNNING.lock().unwrap().push(child.id());
         Ok(ServerProcess { child, log: log.to_path_buf(), command_line: argv.join(" ") })

@@ -60,7 +60,12 @@ pub fn rows(pair: &Pair<'_>) -> Vec<OverheadRow> {
         pair.server.runs.iter().filter_map(|r| r.server.as_ref().and_then(|t| t.decode_tps())).collect();
     if let (false, Some(i)) = (reported.is_empty(), med(pair.in_process, Metric::DecodeTps)) {
         let s = median(&reported);
-        rows.push(OverheadRow { metric: "decode t/s (server-reported)", in_process: i, server: s, overhead: i / s - 1.0 });
+        rows.push(OverheadRow {
+            metric: "decode t/s (server-reported)",
+            in_process: i,
+            server: s,
+            overhead: i / s - 1.0,
+        });
     }
     rows
 }
@@ -79,7 +84,8 @@ pub fn table(results: &RunResults) -> String {
         );
         let _ = writeln!(out, "| metric | in-process | server | overhead |\n|---|---:|---:|---:|");
         for row in rows(&pair) {
-            let unit = if row.metric.contains("t/s") { crate::metrics::Unit::TokensPerSecond } else { unit_of(row.metric) };
+            let unit =
+                if row.metric.contains("t/s") { crate::metrics::Unit::TokensPerSecond } else { unit_of(row.metric) };
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {:+.1}% |",
