@@ -176,3 +176,92 @@ fn each_fault_fails_its_own_benchmark_and_the_matrix_runs_on() {
     assert_eq!(failure("midway").completed_runs.len(), 2);
     assert!(failure("midway").completed_runs.iter().all(|r| r.generated_tokens == 50));
 }
+
+/// An Ollama-style server (`/api/generate`, newline-delimited JSON) that stops at end-of-sequence after `stop_at`
+/// tokens when it is told to generate more, as Ollama does: it has no `ignore_eos`.
+fn fake_ollama(stop_at: usize) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let _ = serve_ollama(conn, stop_at);
+            });
+        }
+    });
+    url
+}
+
+fn serve_ollama(mut conn: TcpStream, stop_at: usize) -> std::io::Result<()> {
+    let mut reader = BufReader::new(conn.try_clone()?);
+    let (mut request_line, mut length) = (String::new(), 0);
+    reader.read_line(&mut request_line)?;
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h)?;
+        if h.trim().is_empty() {
+            break;
+        }
+        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap();
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body)?;
+    if request_line.starts_with("GET /api/tags") {
+        let json = r#"{"models":[{"name":"fake:1b"}]}"#;
+        return write!(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}", json.len());
+    }
+    let request: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(request["raw"], true, "tokbench sends the prompt untemplated");
+    let wanted = request["options"]["num_predict"].as_u64().unwrap() as usize;
+    let n = wanted.min(stop_at);
+    conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nConnection: close\r\n\r\n")?;
+    for _ in 0..n {
+        conn.write_all(b"{\"model\":\"fake:1b\",\"response\":\" tok\",\"done\":false}\n")?;
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let reason = if n < wanted { "stop" } else { "length" };
+    // Server-side: 9 prompt tokens in 30 ms, n tokens at 4 ms each.
+    let last = format!(
+        "{{\"model\":\"fake:1b\",\"response\":\"\",\"done\":true,\"done_reason\":\"{reason}\",\"prompt_eval_count\":9,\
+         \"prompt_eval_duration\":30000000,\"eval_count\":{n},\"eval_duration\":{}}}\n",
+        n * 4_000_000
+    );
+    conn.write_all(last.as_bytes())
+}
+
+#[test]
+fn ollama_streams_are_timed_with_the_servers_own_figures_and_an_early_stop_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |url: &str| {
+        Command::new(env!("CARGO_BIN_EXE_tokbench"))
+            .current_dir(dir.path())
+            .args(["run", "--quiet", "--no-quality", "--backend", "ollama", "--url", url, "--model-name", "fake:1b"])
+            .args(["--prompt", "short", "-n", "16", "--warmup", "0", "--runs", "2", "-o", "r.json"])
+            .output()
+            .unwrap()
+    };
+    let out = run(&fake_ollama(usize::MAX));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("cannot be told to ignore end-of-sequence"), "the warning is shown: {stderr}");
+    let r = RunResults::read(&dir.path().join("r.json")).unwrap();
+    let b = &r.benchmarks[0];
+    assert_eq!(b.engine.server.as_ref().unwrap().api, "ollama");
+    assert_eq!(b.model.name, "fake:1b");
+    for run in &b.runs {
+        assert_eq!((run.prompt_tokens, run.generated_tokens), (9, 16), "counts from prompt_eval_count / eval_count");
+        let t = run.server.as_ref().unwrap();
+        assert!((t.decode_tps().unwrap() - 250.0).abs() < 1e-9 && (t.prefill_tps().unwrap() - 300.0).abs() < 1e-9);
+        assert!(run.ttft_s > 0.0 && run.decode_tps.unwrap() > 0.0);
+    }
+
+    let out = run(&fake_ollama(5));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("generated 5 tokens where 16 were requested") && stderr.contains("Ollama has no such option"),
+        "{stderr}"
+    );
+}
