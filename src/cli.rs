@@ -406,10 +406,15 @@ pub fn run(args: &RunArgs) -> Result<RunResults> {
     let matrix = matrix(args)?;
     let mut results = runner::new_results();
     let outcome = runner::run(&matrix, &mut results, !args.quiet && std::io::stderr().is_terminal());
-    let outcome = match outcome {
-        Err(e) if results.benchmarks.is_empty() && results.failures.is_empty() => return Err(e),
-        other => other,
-    };
+    let measured_something =
+        !results.benchmarks.is_empty() || results.failures.iter().any(|f| !f.completed_runs.is_empty());
+    if !measured_something {
+        // Nothing measured: no results file, just the errors.
+        let outcome = outcome.map(|_| ());
+        outcome?;
+        ensure!(results.failures.is_empty(), "{}", failure_list(&results));
+        return Ok(results);
+    }
     let written = write_outputs(args, &results)?;
     if let Err(e) = outcome {
         return Err(e.context(format!(
@@ -429,16 +434,20 @@ pub fn run(args: &RunArgs) -> Result<RunResults> {
     }
     eprintln!("results: {}", written.display());
     if !results.failures.is_empty() {
-        let list: Vec<String> = results.failures.iter().map(|f| format!("  {}: {}", f.id, f.error)).collect();
         bail!(
-            "{} benchmark(s) failed (the other {} are measured and saved in {}):\n{}",
-            results.failures.len(),
+            "{} (the other {} are measured and saved in {})",
+            failure_list(&results),
             results.benchmarks.len(),
-            written.display(),
-            list.join("\n")
+            written.display()
         );
     }
     Ok(results)
+}
+
+/// "N benchmark(s) failed:" and one line per failure.
+fn failure_list(results: &RunResults) -> String {
+    let list: Vec<String> = results.failures.iter().map(|f| format!("  {}: {}", f.id, f.error)).collect();
+    format!("{} benchmark(s) failed:\n{}", results.failures.len(), list.join("\n"))
 }
 
 fn write_outputs(args: &RunArgs, results: &RunResults) -> Result<PathBuf> {

@@ -105,7 +105,7 @@ fn bad_flags_are_clear_errors_and_nothing_is_written() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("raise --ctx-size"), "{}", stderr(&o));
     let o = tokbench(&["run", "--model", m, "--backend", "vllm", "--quiet"], dir.path());
-    assert!(stderr(&o).contains("\"vllm\" is not built into this tokbench"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("\"vllm\" is neither built into this tokbench"), "{}", stderr(&o));
     assert!(!dir.path().join("target").exists(), "a run that measured nothing writes no results");
 }
 
