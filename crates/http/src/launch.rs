@@ -19,6 +19,17 @@ static RUNNING: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 static CTRL_C: Once = Once::new();
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// Set by the Ctrl-C handler once every server it stopped has exited.
+static SERVERS_STOPPED: AtomicBool = AtomicBool::new(false);
+
+/// After an interrupt: waits (up to 15 s) until the handler has stopped the servers, so that the process does not
+/// exit while one still holds its port.
+pub fn wait_for_servers_stopped() {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while interrupted() && !SERVERS_STOPPED.load(Ordering::SeqCst) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
 
 /// Ctrl-C arrived while servers tokbench started were running: they are stopped, and the runner should save what
 /// it measured and exit with 130 rather than start anything new.
@@ -48,6 +59,7 @@ fn on_ctrl_c_stop_servers() {
                 }
             }
             eprintln!("interrupted: stopped {} server(s) tokbench had started", pids.len());
+            SERVERS_STOPPED.store(true, Ordering::SeqCst);
             // The runner notices (its requests fail, it checks `interrupted`), saves its results and exits 130; if it
             // is busy in-process instead, don't make the user wait for that.
             std::thread::sleep(Duration::from_secs(5));
