@@ -39,7 +39,8 @@ fn fake_server(fault: Fault) -> String {
     url
 }
 
-fn serve(mut conn: TcpStream, fault: Fault, generations: &AtomicUsize) -> std::io::Result<()> {
+/// The request line and body of one HTTP/1.1 request (Content-Length bodies only, as ureq sends them).
+fn read_request(conn: &TcpStream) -> std::io::Result<(String, Vec<u8>)> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut request_line = String::new();
     reader.read_line(&mut request_line)?;
@@ -56,6 +57,11 @@ fn serve(mut conn: TcpStream, fault: Fault, generations: &AtomicUsize) -> std::i
     }
     let mut body = vec![0; length];
     reader.read_exact(&mut body)?;
+    Ok((request_line, body))
+}
+
+fn serve(mut conn: TcpStream, fault: Fault, generations: &AtomicUsize) -> std::io::Result<()> {
+    let (request_line, body) = read_request(&conn)?;
     if request_line.starts_with("GET /v1/models") {
         let json = r#"{"object":"list","data":[{"id":"fake-model","object":"model"}]}"#;
         return write!(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}", json.len());
@@ -193,21 +199,7 @@ fn fake_ollama(stop_at: usize) -> String {
 }
 
 fn serve_ollama(mut conn: TcpStream, stop_at: usize) -> std::io::Result<()> {
-    let mut reader = BufReader::new(conn.try_clone()?);
-    let (mut request_line, mut length) = (String::new(), 0);
-    reader.read_line(&mut request_line)?;
-    loop {
-        let mut h = String::new();
-        reader.read_line(&mut h)?;
-        if h.trim().is_empty() {
-            break;
-        }
-        if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
-            length = v.trim().parse().unwrap();
-        }
-    }
-    let mut body = vec![0; length];
-    reader.read_exact(&mut body)?;
+    let (request_line, body) = read_request(&conn)?;
     if request_line.starts_with("GET /api/tags") {
         let json = r#"{"models":[{"name":"fake:1b"}]}"#;
         return write!(conn, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{json}", json.len());
