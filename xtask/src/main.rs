@@ -1,6 +1,7 @@
 //! `cargo xtask <command>`: project automation in Rust (the xtask pattern), depending only on light crates.
 mod fetch;
 mod gate;
+mod mlx;
 mod peers;
 
 use std::path::PathBuf;
@@ -51,6 +52,9 @@ enum Command {
     /// Side by side with llama.cpp's own llama-perplexity (built from the llama-cpp-python sdist): same model, corpus
     /// and n_ctx; PPL difference and scoring tokens/s ratio.
     VsLlamaPerplexity(peers::VsPerplexityArgs),
+    /// Linux: fetch MLX's CPU backend (PyPI mlx-cpu 0.32.2) and prepare the Linux build of mlx-sys under
+    /// target/mlx; prints the cargo config that builds with `--features mlx`. macOS needs nothing.
+    PrepareMlx,
     /// Download and verify WikiText-2 (raw) into ~/.cache/tokbench/corpora, for `tokbench perplexity --corpus`.
     FetchCorpus,
     #[command(flatten)]
@@ -58,8 +62,13 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let result: Result<()> = match Cli::parse().command {
+    let command = match Cli::parse().command {
         Command::Gate(command) => return gate::run(command),
+        other => other,
+    };
+    // A Linux build with MLX passes a [patch] that rewrites Cargo.lock's mlx-sys entry: put the committed lock back.
+    let result: Result<()> = mlx::with_lock_kept(|| match command {
+        Command::Gate(_) => unreachable!("handled above"),
         Command::Fetch { config, model } => fetch::fetch(&config, &model).map(|_| ()),
         Command::Quantize { args } => fetch::fetch(std::path::Path::new("tokbench.toml"), &[])
             .and_then(|_| peers::cargo_tokbench(&[&["quantize".to_string()], &args[..]].concat())),
@@ -73,8 +82,13 @@ fn main() -> ExitCode {
         }
         Command::VsLlamaBench(args) => peers::vs_llama_bench(&args),
         Command::VsLlamaPerplexity(args) => peers::vs_llama_perplexity(&args),
+        Command::PrepareMlx => mlx::prepare().map(|config| {
+            if let Some(config) = config {
+                println!("{}", config.display());
+            }
+        }),
         Command::FetchCorpus => fetch::fetch_wikitext2().map(|path| println!("{}", path.display())),
-    };
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -44,10 +44,11 @@ fn cache_dir() -> PathBuf {
     home.join(".cache/tokbench/peers")
 }
 
-/// `cargo run --release -p tokbench -- ARGS` from the workspace root.
+/// `cargo run --release -p tokbench -- ARGS` from the workspace root, with every in-process backend (llama.cpp and
+/// MLX) built in.
 pub fn cargo_tokbench(args: &[String]) -> Result<()> {
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["run", "--release", "--quiet", "-p", "tokbench", "--"])
+    let status = crate::mlx::cargo(&["run", "--release", "--quiet", "-p", "tokbench"])?
+        .arg("--")
         .args(args)
         .status()
         .context("cannot run cargo")?;
@@ -56,19 +57,14 @@ pub fn cargo_tokbench(args: &[String]) -> Result<()> {
 }
 
 /// `cargo build --workspace --all-targets`, then `cargo nextest run --workspace ARGS` with TOKBENCH_TEST_MODEL
-/// pointing at the fetched default model.
+/// pointing at the fetched default model; both with the MLX backend (its cross-checks against llama.cpp are tests).
 pub fn nextest(model: &std::path::Path, args: &[String]) -> Result<()> {
     // Benches are not test targets; build them (same feature set as the tests, so llama.cpp is built once) so that
     // a change that breaks `cargo bench` fails here too.
-    run(Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())).args([
-        "build",
-        "--workspace",
-        "--all-targets",
-    ]))?;
+    run(&mut crate::mlx::cargo(&["build", "--workspace", "--all-targets"])?)?;
     // The server backend's tests run against llama.cpp's own llama-server (built once, cached outside the repo).
     let llama_server = build_peer_tool(PEER_SDIST_VERSION, "llama-server")?;
-    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-        .args(["nextest", "run", "--workspace"])
+    let status = crate::mlx::cargo(&["nextest", "run", "--workspace"])?
         .args(args)
         .env("TOKBENCH_TEST_MODEL", model)
         .env("TOKBENCH_LLAMA_SERVER", std::fs::canonicalize(&llama_server)?)

@@ -94,6 +94,7 @@ pub fn measure_once(model: &mut dyn LoadedModel, prompt: &ResolvedPrompt, sampli
         token_times_s: trace.token_times.iter().map(|d| d.as_secs_f64()).collect(),
         tokens: trace.tokens,
         server: trace.server,
+        engine: trace.engine,
     })
 }
 
@@ -278,6 +279,7 @@ mod tests {
             token_times_s: vec![],
             tokens: vec![],
             server: None,
+            engine: None,
         };
         let runs: Vec<RunSample> = [0.1, 0.1, 0.1, 0.1, 0.3].into_iter().map(mk).collect();
         let (summary, notes) = summarize_runs(&runs, 0.10);

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::schema::ServerTimings;
+use crate::schema::{EngineRunReport, ServerTimings};
 use crate::stats::percentile;
 
 /// The events of one generation, as offsets from the moment the engine started the request.
@@ -40,6 +40,9 @@ pub struct GenerationTrace {
     /// What a server said about its own timing of this request (HTTP backends only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<ServerTimings>,
+    /// What an in-process engine said about the run itself (MLX).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<EngineRunReport>,
 }
 
 /// Token id recorded when the engine does not say which token it generated (an HTTP server streaming text).
@@ -58,6 +61,7 @@ pub struct TraceRecorder {
     out_of_order: Option<&'static str>,
     injected_delay: Option<Duration>,
     server: Option<ServerTimings>,
+    engine: Option<EngineRunReport>,
 }
 
 /// Test-only: a real slowdown of every generated token by this many microseconds, for proving that the regression
@@ -80,6 +84,7 @@ impl TraceRecorder {
                 .and_then(|v| v.parse::<u64>().ok())
                 .map(Duration::from_micros),
             server: None,
+            engine: None,
         }
     }
 
@@ -140,6 +145,11 @@ impl TraceRecorder {
         self.server = Some(timings);
     }
 
+    /// An in-process engine's own account of the run (its allocator's peak, host time during decode).
+    pub fn engine_report(&mut self, report: EngineRunReport) {
+        self.engine = Some(report);
+    }
+
     pub fn finish(self) -> Result<GenerationTrace> {
         if let Some(what) = self.out_of_order {
             bail!("backend recorded its trace out of order: {what} (a bug in the backend)");
@@ -156,6 +166,7 @@ impl TraceRecorder {
             token_times: self.token_times,
             tokens: self.tokens,
             server: self.server,
+            engine: self.engine,
         })
     }
 }
@@ -369,6 +380,7 @@ mod tests {
             token_times: tokens_ms.iter().map(|&t| ms(t)).collect(),
             tokens: (0..tokens_ms.len() as u32).collect(),
             server: None,
+            engine: None,
         }
     }
 

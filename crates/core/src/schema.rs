@@ -126,6 +126,21 @@ impl ServerTimings {
     }
 }
 
+/// What an in-process engine reports about one run itself, beside the clocks (MLX). Optional fields: an older
+/// reader ignores the block, so the schema version is unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct EngineRunReport {
+    /// The engine allocator's own peak during the run (MLX `get_peak_memory`, reset right before the run): weights,
+    /// KV cache and activations as the engine accounts them, which RSS (page cache, allocator slack) does not show.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_peak_bytes: Option<u64>,
+    /// Decode steps 1..n-1: seconds the host spent outside the engine's evaluation — building each step's graph and
+    /// handing it to the engine — summed. Divided by the decode time (`token[n-1] − token[0]`) it is the share of a
+    /// decode step not spent waiting for the engine to compute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decode_host_s: Option<f64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelInfo {
     /// Short name: the config's model name, or the file stem.
@@ -230,9 +245,19 @@ pub struct RunSample {
     /// The server's own timing of this request, beside the client-measured figures above (HTTP backends).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server: Option<ServerTimings>,
+    /// The engine's own account of this run (MLX: its allocator's peak, host time per decode step).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<EngineRunReport>,
 }
 
 impl RunSample {
+    /// Share of the decode time the host spent outside the engine's evaluation (see [`EngineRunReport`]).
+    pub fn decode_host_fraction(&self) -> Option<f64> {
+        let host = self.engine?.decode_host_s?;
+        let decode = self.token_times_s.last()? - self.token_times_s.first()?;
+        (decode > 0.0).then(|| host / decode)
+    }
+
     pub fn value(&self, metric: Metric) -> Option<f64> {
         match metric {
             Metric::TtftS => Some(self.ttft_s),

@@ -326,3 +326,47 @@ impl LoadedModel for LlamaLoaded {
         Ok(())
     }
 }
+
+/// A GGUF's tokenizer alone (llama.cpp `vocab_only` load: no weights are read), so that another engine running the
+/// same file sees exactly the tokens llama.cpp would.
+pub struct Vocabulary {
+    model: LlamaModel,
+}
+
+impl Vocabulary {
+    pub fn load(path: &Path) -> Result<Vocabulary> {
+        ensure!(path.is_file(), "model file {} does not exist", path.display());
+        let params = LlamaModelParams::default().with_vocab_only(true);
+        let model = LlamaModel::load_from_file(global_backend()?, path, &params).map_err(|e| {
+            anyhow!("llama.cpp could not read the vocabulary of {} ({e}); set TOKBENCH_LLAMA_LOG=1 for why", path.display())
+        })?;
+        Ok(Vocabulary { model })
+    }
+
+    /// As [`LoadedModel::tokenize`] of the llama.cpp backend: BOS added where the model asks for it.
+    pub fn tokenize(&self, text: &str) -> Vec<u32> {
+        self.model.vocab().tokenize(text.as_bytes(), true, false).into_iter().map(|t| t.0 as u32).collect()
+    }
+
+    pub fn detokenize(&self, tokens: &[u32]) -> Result<String> {
+        let tokens: Vec<LlamaToken> = tokens.iter().map(|&t| LlamaToken(t as i32)).collect();
+        let bytes = self.model.vocab().detokenize(&tokens, true, false);
+        String::from_utf8(bytes).map_err(|_| anyhow!("detokenized text is not UTF-8"))
+    }
+
+    /// Every end-of-generation token (EOS, EOT, …): suppressed so that runs generate exactly what was asked.
+    pub fn end_of_generation(&self) -> Vec<u32> {
+        let vocab = self.model.vocab();
+        vocab.tokens().filter(|t| vocab.is_eog(*t)).map(|t| t.0 as u32).collect()
+    }
+
+    /// The BOS token where the model adds one (perplexity chunks start with it, as llama-perplexity's do).
+    pub fn bos(&self) -> Option<u32> {
+        let vocab = self.model.vocab();
+        vocab.should_add_bos().then(|| vocab.bos().0 as u32)
+    }
+
+    pub fn n_vocab(&self) -> usize {
+        self.model.n_vocab() as usize
+    }
+}

@@ -1,0 +1,306 @@
+//! Apple MLX in-process, through mlx-rs 0.33 (MLX 0.32.2): Metal on macOS, MLX's CPU backend (the PyPI `mlx-cpu`
+//! wheel) on Linux. The forward pass is [`llama`]; weights come through [`weights`] from the same GGUF file
+//! llama.cpp runs (or an MLX safetensors directory); [`tokenizer`] makes sure a GGUF is tokenized with llama.cpp's
+//! own vocabulary, so both engines see identical tokens.
+//!
+//! Measured the MLX way (see `generate`): weights are evaluated at load, so no run pays for lazy loading; the engine's
+//! warmup generations come first; decode is pipelined as mlx-lm pipelines it — step `i+1`'s graph is built and
+//! handed to MLX (`async_eval`) before the host waits for token `i` — and the host time spent building and
+//! dispatching, MLX's own peak memory (reset before every run) are reported beside the clocks.
+pub mod llama;
+pub mod tokenizer;
+pub mod weights;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, ensure, Result};
+use mlx_rs::ops::indexing::{argmax_axis, IndexOp};
+use mlx_rs::transforms::{async_eval, eval};
+use mlx_rs::{Array, Dtype};
+use tokbench_core::backend::{Backend, GenerationRequest, LoadOptions, LoadedModel, LogitsAt, ModelDetails, ScoringRequest};
+use tokbench_core::metrics::TraceRecorder;
+use tokbench_core::schema::{EngineInfo, EngineRunReport, Sampling};
+
+use crate::llama::{KvCache, LlamaModel};
+use crate::tokenizer::Tokenizer;
+use crate::weights::{mlx_err, DenseWeights};
+
+/// The MLX version mlx-rs 0.33 / mlx-sys 0.7.0 pin (and the mlx-cpu wheel that Linux builds link).
+pub const MLX_VERSION: &str = "0.32.2";
+const MLX_RS_VERSION: &str = "0.33.0";
+
+/// Activations, KV cache, norms and quantization scales are float32: llama.cpp's CPU path computes in float32 too,
+/// which is what lets greedy generations agree token for token. (mlx-lm would run in the weights' float16.)
+const COMPUTE_DTYPE: Dtype = Dtype::Float32;
+
+/// The backend. `mlx` runs weights as stored; `mlx-q4` / `mlx-q8` quantize dense (F16/BF16/F32) weight matrices to
+/// MLX's own 4-bit / 8-bit format (groups of 64, mlx-lm's default) on load — the "MLX 4-bit / 8-bit" rows.
+pub struct Mlx {
+    name: &'static str,
+    dense: DenseWeights,
+}
+
+impl Mlx {
+    /// Backend names this crate answers to.
+    pub const NAMES: [&'static str; 3] = ["mlx", "mlx-q4", "mlx-q8"];
+
+    pub fn new(name: &str) -> Result<Mlx> {
+        let (name, dense) = match name {
+            "mlx" => ("mlx", DenseWeights::AsStored),
+            "mlx-q4" => ("mlx-q4", DenseWeights::Quantize { bits: 4, group_size: 64 }),
+            "mlx-q8" => ("mlx-q8", DenseWeights::Quantize { bits: 8, group_size: 64 }),
+            other => bail!("no MLX backend variant {other:?}: use one of {}", Self::NAMES.join(", ")),
+        };
+        Ok(Mlx { name, dense })
+    }
+
+    /// Where MLX computes: its default device (Metal GPU on Apple silicon, the CPU elsewhere).
+    pub fn device() -> String {
+        mlx_rs::Device::default().to_string()
+    }
+}
+
+impl Backend for Mlx {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn engine_info(&self) -> EngineInfo {
+        let build = if cfg!(target_os = "macos") { "upstream build, Metal" } else { "PyPI mlx-cpu wheel, CPU backend" };
+        let weights = match self.dense {
+            DenseWeights::AsStored => "weights as stored".to_string(),
+            DenseWeights::Quantize { bits, group_size } => {
+                format!("dense weights quantized to MLX {bits}-bit (group {group_size}) on load")
+            }
+        };
+        EngineInfo {
+            backend: self.name.to_string(),
+            version: format!("mlx-rs {MLX_RS_VERSION} (MLX {MLX_VERSION})"),
+            build_info: format!("device = {} | {build} | activations float32 | {weights}", Self::device()),
+            server: None,
+        }
+    }
+
+    fn load(&self, path: &Path, options: &LoadOptions) -> Result<Box<dyn LoadedModel>> {
+        ensure!(options.ctx_size > 0, "--ctx-size must be at least 1");
+        let (model, tokenizer) = if path.is_dir() {
+            (weights::load_safetensors_dir(path, self.dense, COMPUTE_DTYPE)?, Tokenizer::from_hf_dir(path)?)
+        } else if path.is_file() {
+            (weights::load_gguf(path, self.dense, COMPUTE_DTYPE)?, Tokenizer::from_gguf(path)?)
+        } else {
+            bail!(
+                "model {} does not exist: give a GGUF file or an MLX model directory (config.json, *.safetensors, \
+                 tokenizer.json); `cargo xtask fetch` fetches the config's models",
+                path.display()
+            );
+        };
+        // MLX is lazy: evaluate every weight now, so that reading and converting the file counts as load time and
+        // never as a run's.
+        eval(model.arrays()).map_err(mlx_err)?;
+        let vocab = model.config.vocab as usize;
+        let mut bias = vec![0f32; vocab];
+        for id in tokenizer.end_of_generation() {
+            if let Some(b) = bias.get_mut(id as usize) {
+                *b = f32::NEG_INFINITY;
+            }
+        }
+        let eog_bias = Array::from_slice(&bias, &[vocab as i32]);
+        eval([&eog_bias]).map_err(mlx_err)?;
+        Ok(Box::new(MlxLoaded { model, tokenizer, eog_bias, options: options.clone() }))
+    }
+}
+
+struct MlxLoaded {
+    model: LlamaModel,
+    tokenizer: Tokenizer,
+    /// 0, or −∞ on every end-of-generation token: runs always produce exactly the requested count.
+    eog_bias: Array,
+    options: LoadOptions,
+}
+
+impl MlxLoaded {
+    /// The next token from last-position logits (`[1, 1, vocab]`): greedy, or temperature sampling.
+    fn sample(&self, logits: &Array, sampling: Sampling) -> Result<Array> {
+        let logits = logits.add(&self.eog_bias).map_err(mlx_err)?;
+        let token = if sampling.is_greedy() {
+            argmax_axis(&logits, -1, None)
+        } else {
+            let scaled = logits.multiply(Array::from_f32(1.0 / sampling.temperature)).map_err(mlx_err)?;
+            mlx_rs::random::categorical(&scaled, -1, None, None)
+        };
+        token.map_err(mlx_err)
+    }
+
+    /// Builds one decode step's graph from the previous token (evaluated or still pending) and hands it to MLX.
+    fn queue_step(&self, previous: &Array, cache: &mut KvCache, sampling: Sampling) -> Result<Array> {
+        let input = previous.reshape(&[1, 1]).map_err(mlx_err)?;
+        let logits = self.model.forward(&input, cache, true).map_err(mlx_err)?;
+        let next = self.sample(&logits, sampling)?;
+        async_eval([&next]).map_err(mlx_err)?;
+        Ok(next)
+    }
+
+    /// Feeds `tokens` in pieces of the logical batch (llama.cpp's `-b`, mlx-lm's prefill step), evaluating the cache
+    /// after each piece so that no graph spans the whole prompt; returns the last position's logits, unevaluated.
+    fn prefill(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Array> {
+        let step = (self.options.batch as usize).max(1);
+        let mut logits = None;
+        for (i, piece) in tokens.chunks(step).enumerate() {
+            let ids: Vec<i32> = piece.iter().map(|&t| t as i32).collect();
+            let input = Array::from_slice(&ids, &[1, ids.len() as i32]);
+            let last = (i + 1) * step >= tokens.len();
+            let out = self.model.forward(&input, cache, true).map_err(mlx_err)?;
+            if !last {
+                eval(cache.arrays()).map_err(mlx_err)?;
+            }
+            logits = Some(out);
+        }
+        logits.ok_or_else(|| anyhow!("the prompt tokenized to nothing"))
+    }
+}
+
+/// Waits for a sampled token and reads it (argmax gives u32, categorical i32).
+fn token_id(token: &Array) -> Result<u32> {
+    token.eval().map_err(mlx_err)?;
+    Ok(token.item_cast::<u32>())
+}
+
+impl LoadedModel for MlxLoaded {
+    fn details(&self) -> ModelDetails {
+        ModelDetails {
+            n_params: Some(self.model.n_params()),
+            n_ctx_train: self.model.config.n_ctx_train,
+            n_vocab: Some(self.model.config.vocab as u32),
+        }
+    }
+
+    fn context_size(&self) -> usize {
+        self.options.ctx_size as usize
+    }
+
+    fn tokenize(&self, text: &str) -> Result<Vec<u32>> {
+        self.tokenizer.tokenize(text)
+    }
+
+    fn detokenize(&self, tokens: &[u32]) -> Result<String> {
+        self.tokenizer.detokenize(tokens)
+    }
+
+    fn generate(&mut self, request: &GenerationRequest<'_>, trace: &mut TraceRecorder) -> Result<()> {
+        // Everything in here is inside the engine's clock: tokenization, prefill, sampling, decoding.
+        let prompt = self.tokenizer.tokenize(request.prompt)?;
+        trace.tokenized(prompt.len());
+        let (n_prompt, n_gen, n_ctx) = (prompt.len(), request.gen_tokens, self.context_size());
+        ensure!(n_prompt > 0, "the prompt tokenized to nothing");
+        ensure!(n_gen > 0, "0 tokens requested: ask for at least 1");
+        ensure!(
+            n_prompt + n_gen <= n_ctx,
+            "prompt of {n_prompt} tokens + {n_gen} generated tokens does not fit the context of {n_ctx}: raise --ctx-size"
+        );
+        ensure!(
+            request.sampling.is_greedy() || request.sampling.top_p >= 1.0,
+            "the MLX backend samples greedily or by temperature alone: set top_p = 1.0 (asked {})",
+            request.sampling.top_p
+        );
+        if !request.sampling.is_greedy() {
+            mlx_rs::random::seed(request.sampling.seed as u64).map_err(mlx_err)?;
+        }
+        mlx_rs::memory::reset_peak_memory().map_err(mlx_err)?;
+        let mut cache = KvCache::new(self.model.blocks.len());
+
+        let logits = self.prefill(&prompt, &mut cache)?;
+        eval([&logits]).map_err(mlx_err)?;
+        trace.prefill_done();
+        let first = self.sample(&logits, request.sampling)?;
+        trace.token(token_id(&first)?);
+
+        // Pipelined decode: token i+1's graph is queued before the host waits for token i.
+        let mut host = Duration::ZERO;
+        let mut pending = None;
+        if n_gen > 1 {
+            let start = Instant::now();
+            pending = Some(self.queue_step(&first, &mut cache, request.sampling)?);
+            host += start.elapsed();
+        }
+        for step in 1..n_gen {
+            let current = pending.take().expect("queued one step ahead");
+            if step + 1 < n_gen {
+                let start = Instant::now();
+                pending = Some(self.queue_step(&current, &mut cache, request.sampling)?);
+                host += start.elapsed();
+            }
+            trace.token(token_id(&current)?);
+        }
+        trace.engine_report(EngineRunReport {
+            device_peak_bytes: mlx_rs::memory::peak_memory().ok().map(|b| b as u64),
+            decode_host_s: (n_gen > 1).then(|| host.as_secs_f64()),
+        });
+        Ok(())
+    }
+
+    fn score_chunks(
+        &mut self,
+        request: &ScoringRequest<'_>,
+        on_logits: &mut dyn FnMut(LogitsAt<'_>) -> Result<()>,
+    ) -> Result<()> {
+        let ScoringRequest { tokens, n_ctx, n_chunks, first_scored } = *request;
+        if let Some(trained) = self.model.config.n_ctx_train {
+            ensure!(
+                n_ctx as u64 <= u64::from(trained),
+                "a perplexity context of {n_ctx} tokens is larger than the {trained} this model was trained with: lower --ctx"
+            );
+        }
+        ensure!(tokens.len() >= n_ctx * n_chunks, "{n_chunks} chunks of {n_ctx} tokens need more than {} tokens", tokens.len());
+        ensure!(first_scored < n_ctx, "first scored position {first_scored} is outside a chunk of {n_ctx}");
+        let vocab = self.model.config.vocab as usize;
+        let bos = self.tokenizer.bos();
+        for chunk in 0..n_chunks {
+            // As llama-perplexity: each chunk a fresh sequence, its first token replaced by BOS where the model adds one.
+            let mut ids: Vec<i32> = tokens[chunk * n_ctx..(chunk + 1) * n_ctx].iter().map(|&t| t as i32).collect();
+            if let Some(bos) = bos {
+                ids[0] = bos as i32;
+            }
+            let mut cache = KvCache::new(self.model.blocks.len());
+            let input = Array::from_slice(&ids, &[1, n_ctx as i32]);
+            let logits = self.model.forward(&input, &mut cache, false).map_err(mlx_err)?;
+            let scored = logits.index((0, first_scored as i32..(n_ctx - 1) as i32, ..));
+            let scored = scored.as_dtype(Dtype::Float32).map_err(mlx_err)?;
+            eval([&scored]).map_err(mlx_err)?;
+            let values = scored.try_as_slice::<f32>().map_err(mlx_err)?;
+            for (i, row) in values.chunks_exact(vocab).enumerate() {
+                on_logits(LogitsAt { chunk, position: first_scored + i, logits: row })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model() -> Option<std::path::PathBuf> {
+        std::env::var_os("TOKBENCH_TEST_MODEL").map(Into::into)
+    }
+
+    #[test]
+    fn greedy_generation_on_the_default_model() {
+        let Some(path) = model() else { return };
+        let options = LoadOptions {
+            threads: 2,
+            batch: 2048,
+            ubatch: 512,
+            n_gpu_layers: 0,
+            ctx_size: 512,
+            flash_attn: tokbench_core::schema::FlashAttn::Auto,
+            mmap: true,
+        };
+        let mut m = Mlx::new("mlx").unwrap().load(&path, &options).unwrap();
+        let mut trace = TraceRecorder::start(16);
+        let req = GenerationRequest { prompt: "The capital of France is", gen_tokens: 16, sampling: Sampling::GREEDY };
+        m.generate(&req, &mut trace).unwrap();
+        let t = trace.finish().unwrap();
+        eprintln!("{:?} -> {:?}", t.tokens, m.detokenize(&t.tokens));
+    }
+}
