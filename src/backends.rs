@@ -9,8 +9,29 @@ pub fn available() -> Vec<&'static str> {
     [
         #[cfg(feature = "llama-cpp")]
         "llama.cpp",
+        #[cfg(feature = "mlx")]
+        "mlx",
+        #[cfg(feature = "mlx")]
+        "mlx-q4",
+        #[cfg(feature = "mlx")]
+        "mlx-q8",
     ]
     .to_vec()
+}
+
+/// In-process backends this tokbench knows but was built without, with how to get them. A config that lists one
+/// (the committed matrix lists MLX) still runs the rest with a plain `cargo build` / `cargo bench`.
+pub fn not_built_in(name: &str) -> Option<&'static str> {
+    match name {
+        #[cfg(not(feature = "mlx"))]
+        "mlx" | "mlx-q4" | "mlx-q8" => Some(
+            "Apple MLX is not built into this tokbench: build with `--features mlx` (macOS), or on Linux run through \
+             `cargo xtask run` / `cargo xtask test`, which prepare MLX's CPU build (see README, MLX)",
+        ),
+        #[cfg(not(feature = "llama-cpp"))]
+        "llama.cpp" | "llama-cpp" | "llamacpp" => Some("llama.cpp is not built in: build with `--features llama-cpp`"),
+        _ => None,
+    }
 }
 
 pub fn create(name: &str, servers: &[ServerConfig]) -> Result<Box<dyn Backend>> {
@@ -20,6 +41,9 @@ pub fn create(name: &str, servers: &[ServerConfig]) -> Result<Box<dyn Backend>> 
     match name {
         #[cfg(feature = "llama-cpp")]
         "llama.cpp" | "llama-cpp" | "llamacpp" => Ok(Box::new(tokbench_llama::LlamaCpp::new()?)),
+        #[cfg(feature = "mlx")]
+        "mlx" | "mlx-q4" | "mlx-q8" => Ok(Box::new(tokbench_mlx::Mlx::new(name)?)),
+        other if not_built_in(other).is_some() => bail!("backend {other:?}: {}", not_built_in(other).unwrap_or_default()),
         "openai" | "ollama" => bail!(
             "backend {name:?} is a server: give its address with --url http://HOST:PORT (or add a [[server]] named \
              {name:?} to the config)"

@@ -239,7 +239,18 @@ pub fn matrix(args: &RunArgs) -> Result<Matrix> {
     };
     let run = config.as_ref().map(|c| &c.run);
 
-    let backends = pick(&args.backend, run.map(|r| r.backends.clone()), vec!["llama.cpp".to_string()]);
+    let mut backends = pick(&args.backend, run.map(|r| r.backends.clone()), vec!["llama.cpp".to_string()]);
+    if args.backend.is_empty() {
+        // The config's matrix names every backend the project measures; one this binary lacks is skipped, loudly.
+        backends.retain(|b| match crate::backends::not_built_in(b) {
+            Some(why) => {
+                eprintln!("warning: skipping backend {b:?} of the config: {why}");
+                false
+            }
+            None => true,
+        });
+        ensure!(!backends.is_empty(), "none of the config's backends is built into this tokbench");
+    }
     let model_names = pick(&args.model, run.map(|r| r.models.clone()), Vec::new());
     // A server tokbench attaches to serves its own model; everything else needs a model file.
     let servers_attached = args.url.is_some()
@@ -378,6 +389,7 @@ pub fn matrix(args: &RunArgs) -> Result<Matrix> {
         quality,
         servers,
         explicit_models: !args.model.is_empty(),
+        backend_models: run.map(|r| r.backend_models.clone()).unwrap_or_default(),
         concurrency,
         requests_per_stream,
     })

@@ -48,6 +48,8 @@ pub struct Matrix {
     pub servers: Vec<ServerConfig>,
     /// Models were named on the command line (an attached server then runs exactly that file).
     pub explicit_models: bool,
+    /// Config `[run.backend_models]`: backends restricted to some of the models (ignored with explicit models).
+    pub backend_models: std::collections::BTreeMap<String, Vec<String>>,
     /// Server backends: concurrency levels swept after each benchmark (empty = none).
     pub concurrency: Vec<usize>,
     pub requests_per_stream: usize,
@@ -67,7 +69,18 @@ impl Matrix {
     }
 
     pub fn len(&self) -> usize {
-        self.backends.len() * self.models.len() * self.threads.len() * self.prompts.len()
+        let models: usize = self.backends.iter().map(|b| self.models_for(b).len()).sum();
+        models * self.threads.len() * self.prompts.len()
+    }
+
+    /// The models `backend` runs: all of them, or those `[run.backend_models]` names for it.
+    pub fn models_for(&self, backend: &str) -> Vec<ModelRef> {
+        match self.backend_models.get(backend) {
+            Some(names) if !self.explicit_models => {
+                self.models.iter().filter(|m| names.contains(&m.name)).cloned().collect()
+            }
+            _ => self.models.clone(),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -189,7 +202,7 @@ pub fn for_each_group(
         let engine = backend.engine_info();
         // A server that was already running serves one model: the file named with --model, else whatever it loaded.
         let models = match backend.attached_model() {
-            None => matrix.models.clone(),
+            None => matrix.models_for(backend_name),
             Some(_) if matrix.explicit_models => {
                 ensure!(
                     matrix.models.len() == 1,

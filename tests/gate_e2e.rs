@@ -8,8 +8,12 @@ use std::process::Command;
 
 use tokbench_gate::cli::{run_bless, run_compare, BlessArgs, CompareArgs, Exit};
 
-/// Tiny on purpose: the gate's statistics need 5 runs per side, not long generations.
-const RUN_ARGS: [&str; 10] = ["--prompt", "short", "-n", "32", "--runs", "5", "--warmup", "1", "--threads", "2"];
+/// Tiny on purpose: the gate's statistics need 5 runs per side, not long generations. One backend, speed only (run
+/// from the repository, tokbench would otherwise take the committed config's MLX rows and quality scoring too).
+const RUN_ARGS: [&str; 13] = [
+    "--prompt", "short", "-n", "32", "--runs", "5", "--warmup", "1", "--threads", "2", "--backend", "llama.cpp",
+    "--no-quality",
+];
 
 fn tokbench_run(model: &Path, out: &Path, token_delay_us: Option<u64>) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tokbench"));

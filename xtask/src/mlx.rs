@@ -206,3 +206,28 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("cannot move {} into place", tmp.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A Linux MLX build run outside xtask (`cargo --config target/mlx/cargo-config.toml …`) leaves Cargo.lock pointing
+    /// mlx-sys at the local copy; committed like that, every other machine's build would fail to find it. (The
+    /// working tree's lock is patched while `cargo xtask test` runs, so the committed one is read.)
+    #[test]
+    fn the_committed_lock_takes_mlx_sys_from_the_registry() {
+        let out = Command::new("git")
+            .args(["show", "HEAD:Cargo.lock"])
+            .current_dir(workspace_root())
+            .output()
+            .expect("git runs");
+        assert!(out.status.success(), "git show HEAD:Cargo.lock: {}", String::from_utf8_lossy(&out.stderr));
+        let lock = String::from_utf8(out.stdout).unwrap();
+        let entry = lock.split("[[package]]").find(|p| p.contains("name = \"mlx-sys\"")).expect("mlx-sys is locked");
+        assert!(
+            entry.contains("source = \"registry+") && entry.contains(&format!("version = \"{MLX_SYS_VERSION}\"")),
+            "Cargo.lock's mlx-sys entry is not registry {MLX_SYS_VERSION}: run `cargo metadata` (without the MLX \
+             config) to restore it before committing:\n{entry}"
+        );
+    }
+}

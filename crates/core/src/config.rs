@@ -198,6 +198,10 @@ pub struct RunConfig {
     /// Requests each stream sends, back to back, at every concurrency level.
     #[serde(default = "d_requests_per_stream")]
     pub requests_per_stream: usize,
+    /// Backends that run only some of `models`, by backend name (e.g. MLX reads only the GGUF types MLX can hold).
+    /// A backend not named here runs every model; `--model` on the command line overrides this.
+    #[serde(default)]
+    pub backend_models: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 fn d_requests_per_stream() -> usize {
@@ -337,6 +341,18 @@ impl Config {
         for name in &r.models {
             self.resolve_model(name)?;
         }
+        for (backend, models) in &r.backend_models {
+            ensure!(
+                r.backends.contains(backend),
+                "[run.backend_models] names backend {backend:?}, which is not in [run] backends"
+            );
+            for m in models {
+                ensure!(
+                    r.models.contains(m),
+                    "[run.backend_models] {backend} lists model {m:?}, which is not in [run] models: add it there"
+                );
+            }
+        }
         if let Some(q) = &self.quality {
             ensure!(q.ctx >= 16, "[quality] ctx must be at least 16");
             ensure!(q.top_k > 0, "[quality] top_k must be at least 1");
@@ -474,6 +490,17 @@ mod tests {
         text = "hello"
         gen_tokens = 7
     "#;
+
+    #[test]
+    fn backend_models_must_name_the_matrix_backends_and_models() {
+        let with = |line: &str| GOOD.replace("prompts = [", &format!("{line}\n        prompts = ["));
+        let c = Config::parse(&with("backend_models = { \"llama.cpp\" = [\"m\"] }")).unwrap();
+        assert_eq!(c.run.backend_models["llama.cpp"], vec!["m".to_string()]);
+        let e = Config::parse(&with("backend_models = { mlx = [\"m\"] }")).unwrap_err().to_string();
+        assert!(e.contains("\"mlx\"") && e.contains("[run] backends"), "{e}");
+        let e = Config::parse(&with("backend_models = { \"llama.cpp\" = [\"other\"] }")).unwrap_err().to_string();
+        assert!(e.contains("\"other\"") && e.contains("[run] models"), "{e}");
+    }
 
     #[test]
     fn a_good_config_parses_with_defaults() {

@@ -134,9 +134,9 @@ pub struct EngineRunReport {
     /// KV cache and activations as the engine accounts them, which RSS (page cache, allocator slack) does not show.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_peak_bytes: Option<u64>,
-    /// Decode steps 1..n-1: seconds the host spent outside the engine's evaluation — building each step's graph and
-    /// handing it to the engine — summed. Divided by the decode time (`token[n-1] − token[0]`) it is the share of a
-    /// decode step not spent waiting for the engine to compute.
+    /// Decode steps 1..n-1: seconds the host spent outside the engine's evaluation — building each step's lazy graph
+    /// (the forward pass and sampling as MLX operations, before they are handed to MLX) — summed. Divided by the decode
+    /// time (`token[n-1] − token[0]`) it is the share of decode spent in that host work.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decode_host_s: Option<f64>,
 }

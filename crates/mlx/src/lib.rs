@@ -133,12 +133,17 @@ impl MlxLoaded {
     }
 
     /// Builds one decode step's graph from the previous token (evaluated or still pending) and hands it to MLX.
-    fn queue_step(&self, previous: &Array, cache: &mut KvCache, sampling: Sampling) -> Result<Array> {
+    /// Returns the step's token (pending) and the host time spent building the graph: the work outside MLX's
+    /// evaluation. (`async_eval` itself is not counted: MLX's scheduler applies back-pressure there, so on the CPU
+    /// backend it waits for earlier work to drain and would count evaluation as host time.)
+    fn queue_step(&self, previous: &Array, cache: &mut KvCache, sampling: Sampling) -> Result<(Array, Duration)> {
+        let start = Instant::now();
         let input = previous.reshape(&[1, 1]).map_err(mlx_err)?;
         let logits = self.model.forward(&input, cache, true).map_err(mlx_err)?;
         let next = self.sample(&logits, sampling)?;
+        let built = start.elapsed();
         async_eval([&next]).map_err(mlx_err)?;
-        Ok(next)
+        Ok((next, built))
     }
 
     /// Feeds `tokens` in pieces of the logical batch (llama.cpp's `-b`, mlx-lm's prefill step), evaluating the cache
@@ -219,16 +224,16 @@ impl LoadedModel for MlxLoaded {
         let mut host = Duration::ZERO;
         let mut pending = None;
         if n_gen > 1 {
-            let start = Instant::now();
-            pending = Some(self.queue_step(&first, &mut cache, request.sampling)?);
-            host += start.elapsed();
+            let (next, built) = self.queue_step(&first, &mut cache, request.sampling)?;
+            host += built;
+            pending = Some(next);
         }
         for step in 1..n_gen {
             let current = pending.take().expect("queued one step ahead");
             if step + 1 < n_gen {
-                let start = Instant::now();
-                pending = Some(self.queue_step(&current, &mut cache, request.sampling)?);
-                host += start.elapsed();
+                let (next, built) = self.queue_step(&current, &mut cache, request.sampling)?;
+                host += built;
+                pending = Some(next);
             }
             trace.token(token_id(&current)?);
         }

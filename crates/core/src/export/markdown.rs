@@ -76,6 +76,30 @@ pub fn table(results: &RunResults) -> String {
         }
         let _ = writeln!(out, "| {} |", row.join(" | "));
     }
+    out.push_str(&engine_reports(results));
+    out
+}
+
+/// Below the table, for engines that report on their own runs (MLX): the engine allocator's peak and the share of
+/// decode spent building graphs on the host, medians over the timed runs.
+fn engine_reports(results: &RunResults) -> String {
+    let mut out = String::new();
+    for b in &results.benchmarks {
+        let peaks: Vec<f64> =
+            b.runs.iter().filter_map(|r| r.engine.and_then(|e| e.device_peak_bytes)).map(|v| v as f64).collect();
+        let host: Vec<f64> = b.runs.iter().filter_map(|r| r.decode_host_fraction()).collect();
+        if peaks.is_empty() && host.is_empty() {
+            continue;
+        }
+        let mut parts = Vec::new();
+        if !peaks.is_empty() {
+            parts.push(format!("engine peak memory {}", format_bytes(crate::stats::median(&peaks))));
+        }
+        if !host.is_empty() {
+            parts.push(format!("host graph building {:.1}% of decode", 100.0 * crate::stats::median(&host)));
+        }
+        let _ = writeln!(out, "{}: {} (medians of {} runs)", b.id, parts.join(", "), b.runs.len());
+    }
     out
 }
 
