@@ -358,4 +358,37 @@ mod tests {
         std::fs::write(&p, "not json").unwrap();
         assert!(RunResults::read(&p).unwrap_err().to_string().contains("not valid JSON"));
     }
+
+    #[test]
+    fn an_engine_report_gives_the_host_share_of_decode_and_is_optional_in_json() {
+        let mut run = RunSample {
+            ttft_s: 0.1,
+            tokenize_s: 0.0,
+            prefill_s: 0.1,
+            prefill_tps: 10.0,
+            decode_tps: Some(10.0),
+            e2e_s: 1.1,
+            itl_p50_s: None,
+            itl_p90_s: None,
+            itl_p99_s: None,
+            prompt_tokens: 1,
+            generated_tokens: 3,
+            rss_start_bytes: 0,
+            rss_peak_bytes: 0,
+            peak_rss_delta_bytes: 0,
+            peak_method: PeakMethod::LinuxHighWaterMark,
+            token_times_s: vec![0.1, 0.6, 1.1],
+            tokens: vec![1, 2, 3],
+            server: None,
+            engine: None,
+        };
+        assert_eq!(run.decode_host_fraction(), None);
+        let json = serde_json::to_string(&run).unwrap();
+        assert!(!json.contains("engine"), "absent report not written: {json}");
+        run.engine = Some(EngineRunReport { device_peak_bytes: Some(7), decode_host_s: Some(0.05) });
+        // 0.05 s of host work over a decode of 1.1 − 0.1 = 1.0 s.
+        assert!((run.decode_host_fraction().unwrap() - 0.05).abs() < 1e-12);
+        let back: RunSample = serde_json::from_str(&serde_json::to_string(&run).unwrap()).unwrap();
+        assert_eq!(back.engine, run.engine);
+    }
 }

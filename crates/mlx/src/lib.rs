@@ -281,31 +281,3 @@ impl LoadedModel for MlxLoaded {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn model() -> Option<std::path::PathBuf> {
-        std::env::var_os("TOKBENCH_TEST_MODEL").map(Into::into)
-    }
-
-    #[test]
-    fn greedy_generation_on_the_default_model() {
-        let Some(path) = model() else { return };
-        let options = LoadOptions {
-            threads: 2,
-            batch: 2048,
-            ubatch: 512,
-            n_gpu_layers: 0,
-            ctx_size: 512,
-            flash_attn: tokbench_core::schema::FlashAttn::Auto,
-            mmap: true,
-        };
-        let mut m = Mlx::new("mlx").unwrap().load(&path, &options).unwrap();
-        let mut trace = TraceRecorder::start(16);
-        let req = GenerationRequest { prompt: "The capital of France is", gen_tokens: 16, sampling: Sampling::GREEDY };
-        m.generate(&req, &mut trace).unwrap();
-        let t = trace.finish().unwrap();
-        eprintln!("{:?} -> {:?}", t.tokens, m.detokenize(&t.tokens));
-    }
-}
