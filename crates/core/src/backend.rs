@@ -3,7 +3,7 @@
 //! Backends know nothing of statistics, reports or baselines; the engine knows nothing of any backend.
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, ensure, Result};
 
 use crate::metrics::TraceRecorder;
 use crate::schema::{EngineInfo, FlashAttn, Sampling, Settings};
@@ -64,6 +64,24 @@ pub struct ScoringRequest<'a> {
     /// Logits are handed out for positions `first_scored ..= n_ctx - 2` of each chunk: the ones that predict a token
     /// inside the chunk, after the first half has warmed the context up.
     pub first_scored: usize,
+}
+
+impl ScoringRequest<'_> {
+    /// What every backend checks before scoring: the chunks fit the model's training context and the corpus, and
+    /// the first scored position lies inside a chunk.
+    pub fn check(&self, n_ctx_train: Option<u32>) -> Result<()> {
+        let Self { tokens, n_ctx, n_chunks, first_scored } = *self;
+        if let Some(trained) = n_ctx_train {
+            ensure!(
+                n_ctx as u64 <= u64::from(trained),
+                "a perplexity context of {n_ctx} tokens is larger than the {trained} this model was trained with: \
+                 lower --ctx"
+            );
+        }
+        ensure!(tokens.len() >= n_ctx * n_chunks, "{n_chunks} chunks of {n_ctx} tokens need more than {} tokens", tokens.len());
+        ensure!(first_scored < n_ctx, "first scored position {first_scored} is outside a chunk of {n_ctx}");
+        Ok(())
+    }
 }
 
 /// The logits a model produced at one position of one chunk (length = vocabulary size).

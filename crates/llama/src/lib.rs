@@ -258,18 +258,8 @@ impl LoadedModel for LlamaLoaded {
         request: &ScoringRequest<'_>,
         on_logits: &mut dyn FnMut(LogitsAt<'_>) -> Result<()>,
     ) -> Result<()> {
+        request.check(Some(self.n_ctx_train))?;
         let ScoringRequest { tokens, n_ctx, n_chunks, first_scored } = *request;
-        ensure!(
-            n_ctx as u64 <= u64::from(self.n_ctx_train),
-            "a perplexity context of {n_ctx} tokens is larger than the {} this model was trained with: lower --ctx",
-            self.n_ctx_train
-        );
-        ensure!(
-            tokens.len() >= n_ctx * n_chunks,
-            "{n_chunks} chunks of {n_ctx} tokens need more than {} tokens",
-            tokens.len()
-        );
-        ensure!(first_scored < n_ctx, "first scored position {first_scored} is outside a chunk of {n_ctx}");
         // As llama-perplexity: as many chunks per decode call as the logical batch holds, each its own sequence,
         // so a 512-token context is scored four chunks at a time with the default batch of 2048.
         let batch_limit = self.options.batch as usize;

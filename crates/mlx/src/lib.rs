@@ -249,15 +249,8 @@ impl LoadedModel for MlxLoaded {
         request: &ScoringRequest<'_>,
         on_logits: &mut dyn FnMut(LogitsAt<'_>) -> Result<()>,
     ) -> Result<()> {
+        request.check(self.model.config.n_ctx_train)?;
         let ScoringRequest { tokens, n_ctx, n_chunks, first_scored } = *request;
-        if let Some(trained) = self.model.config.n_ctx_train {
-            ensure!(
-                n_ctx as u64 <= u64::from(trained),
-                "a perplexity context of {n_ctx} tokens is larger than the {trained} this model was trained with: lower --ctx"
-            );
-        }
-        ensure!(tokens.len() >= n_ctx * n_chunks, "{n_chunks} chunks of {n_ctx} tokens need more than {} tokens", tokens.len());
-        ensure!(first_scored < n_ctx, "first scored position {first_scored} is outside a chunk of {n_ctx}");
         let vocab = self.model.config.vocab as usize;
         let bos = self.tokenizer.bos();
         for chunk in 0..n_chunks {

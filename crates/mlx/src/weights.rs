@@ -89,54 +89,45 @@ impl Tensors {
     }
 }
 
-/// Per-layer tensor names of one file format.
+/// A block's parts: (role in [`assemble`], GGUF name, Hugging Face name), within `blk.N.` / `model.layers.N.`.
+const BLOCK_PARTS: [(&str, &str, &str); 9] = [
+    ("attn_norm", "attn_norm", "input_layernorm"),
+    ("ffn_norm", "ffn_norm", "post_attention_layernorm"),
+    ("q", "attn_q", "self_attn.q_proj"),
+    ("k", "attn_k", "self_attn.k_proj"),
+    ("v", "attn_v", "self_attn.v_proj"),
+    ("o", "attn_output", "self_attn.o_proj"),
+    ("gate", "ffn_gate", "mlp.gate_proj"),
+    ("up", "ffn_up", "mlp.up_proj"),
+    ("down", "ffn_down", "mlp.down_proj"),
+];
+
+/// Tensor names of one file format.
 struct Names {
     embed: &'static str,
     norm: &'static str,
     head: &'static str,
-    block: fn(usize, &str) -> String,
+    /// `blk` or `model.layers`.
+    layers: &'static str,
+    hugging_face: bool,
 }
 
-const GGUF_NAMES: Names = Names {
-    embed: "token_embd",
-    norm: "output_norm.weight",
-    head: "output",
-    block: |i, part| {
-        let gguf = match part {
-            "attn_norm" => "attn_norm",
-            "ffn_norm" => "ffn_norm",
-            "q" => "attn_q",
-            "k" => "attn_k",
-            "v" => "attn_v",
-            "o" => "attn_output",
-            "gate" => "ffn_gate",
-            "up" => "ffn_up",
-            "down" => "ffn_down",
-            other => other,
-        };
-        format!("blk.{i}.{gguf}")
-    },
-};
+impl Names {
+    fn block(&self, layer: usize, role: &str) -> String {
+        let (_, gguf, hf) = BLOCK_PARTS.iter().find(|p| p.0 == role).expect("a known block part");
+        format!("{}.{layer}.{}", self.layers, if self.hugging_face { hf } else { gguf })
+    }
+}
+
+const GGUF_NAMES: Names =
+    Names { embed: "token_embd", norm: "output_norm.weight", head: "output", layers: "blk", hugging_face: false };
 
 const HF_NAMES: Names = Names {
     embed: "model.embed_tokens",
     norm: "model.norm.weight",
     head: "lm_head",
-    block: |i, part| {
-        let hf = match part {
-            "attn_norm" => "input_layernorm",
-            "ffn_norm" => "post_attention_layernorm",
-            "q" => "self_attn.q_proj",
-            "k" => "self_attn.k_proj",
-            "v" => "self_attn.v_proj",
-            "o" => "self_attn.o_proj",
-            "gate" => "mlp.gate_proj",
-            "up" => "mlp.up_proj",
-            "down" => "mlp.down_proj",
-            other => other,
-        };
-        format!("model.layers.{i}.{hf}")
-    },
+    layers: "model.layers",
+    hugging_face: true,
 };
 
 fn assemble(mut t: Tensors, names: &Names, config: LlamaConfig, group: i32, compute: Dtype) -> Result<LlamaModel> {
@@ -149,7 +140,7 @@ fn assemble(mut t: Tensors, names: &Names, config: LlamaConfig, group: i32, comp
     let norm = t.norm(names.norm, compute)?;
     let mut blocks = Vec::with_capacity(config.n_layers);
     for i in 0..config.n_layers {
-        let n = |part: &str| (names.block)(i, part);
+        let n = |part: &str| names.block(i, part);
         blocks.push(Block {
             attn_norm: t.norm(&format!("{}.weight", n("attn_norm")), compute)?,
             attn: Attention {
