@@ -16,15 +16,16 @@ use std::time::Duration;
 
 use clap::Parser;
 use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
-use tokbench::cli;
 use tokbench::cli::RunArgs;
+use tokbench::options;
 use tokbench::runner;
 use tokbench_core::engine;
 use tokbench_core::memory::current_rss_bytes;
 use tokbench_core::prompts;
-use tokbench_core::schema::write_json_atomic;
 use tokbench_criterion::bank::{SampleBank, Stream};
 use tokbench_criterion::measurement::{DecodeTime, PeakRam, Ttft};
+use tokbench_record::id::BenchmarkId;
+use tokbench_record::results::write_json_atomic;
 
 /// Criterion's sample count (its minimum is 10). `TOKBENCH_BENCH_SAMPLES` overrides.
 const DEFAULT_SAMPLES: usize = 10;
@@ -92,10 +93,10 @@ fn main() -> anyhow::Result<()> {
     let args = BenchArgs::try_parse_from(std::iter::once("bench").chain(extra.split_whitespace()))
         .map_err(|e| anyhow::anyhow!("TOKBENCH_BENCH_ARGS: {e}"))?
         .run;
-    let matrix = cli::matrix(&args)?;
+    let matrix = options::matrix(&args)?;
     let samples = env_or("TOKBENCH_BENCH_SAMPLES", DEFAULT_SAMPLES).max(10);
     let filter = criterion_filter();
-    let wanted = |id: &str| {
+    let wanted = |id: &BenchmarkId| {
         filter.as_ref().is_none_or(|f| ["ttft", "decode", "peak_ram"].iter().any(|m| f.is_match(&format!("{m}/{id}"))))
     };
 
@@ -128,13 +129,13 @@ fn main() -> anyhow::Result<()> {
             let prompt = prompts::resolve(spec, model.as_ref())?;
             let mut bank = SampleBank::new(model.as_mut(), &prompt, matrix.plan.sampling, matrix.plan.warmup);
             let estimate = bank.warm_up()?.clone();
-            let decode_ns = |r: &tokbench_core::schema::RunSample| 1e9 / r.decode_tps.unwrap_or(f64::INFINITY);
+            let decode_ns = |r: &tokbench_record::results::RunSample| 1e9 / r.decode_tps.unwrap_or(f64::INFINITY);
             let ram_bytes =
-                |r: &tokbench_core::schema::RunSample| r.rss_peak_bytes.saturating_sub(load.rss_before_bytes);
+                |r: &tokbench_record::results::RunSample| r.rss_peak_bytes.saturating_sub(load.rss_before_bytes);
 
             let mut g = ttft.benchmark_group("ttft");
             configure(&mut g, samples, estimate.e2e_s);
-            g.bench_function(&id, |b| {
+            g.bench_function(id.to_string(), |b| {
                 b.iter_custom(|n| {
                     let runs = bank.take(Stream::Ttft, n as usize).expect("generation failed");
                     runs.iter().map(|r| Duration::from_secs_f64(r.ttft_s)).sum()
@@ -146,7 +147,7 @@ fn main() -> anyhow::Result<()> {
                 let mut g = decode.benchmark_group("decode");
                 configure(&mut g, samples, estimate.e2e_s);
                 g.throughput(Throughput::Elements(1));
-                g.bench_function(&id, |b| {
+                g.bench_function(id.to_string(), |b| {
                     b.iter_custom(|n| {
                         let runs = bank.take(Stream::Decode, n as usize).expect("generation failed");
                         runs.iter().map(|r| Duration::from_nanos(decode_ns(r) as u64)).sum()
@@ -157,7 +158,7 @@ fn main() -> anyhow::Result<()> {
 
             let mut g = ram.benchmark_group("peak_ram");
             configure(&mut g, samples, estimate.e2e_s);
-            g.bench_function(&id, |b| {
+            g.bench_function(id.to_string(), |b| {
                 b.iter_custom(|n| {
                     let runs = bank.take(Stream::Ram, n as usize).expect("generation failed");
                     runs.iter().map(ram_bytes).sum()

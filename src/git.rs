@@ -1,7 +1,7 @@
 //! Stamps results with the project's own commit, branch and dirty state, read through libgit2.
 use std::path::Path;
 
-use tokbench_core::schema::GitStamp;
+use tokbench_record::results::GitStamp;
 
 /// None outside a git checkout (e.g. a source tarball): results are still written, just unstamped.
 pub fn stamp(dir: &Path) -> Option<GitStamp> {

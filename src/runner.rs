@@ -1,26 +1,30 @@
 //! Expands a matrix (backends × models × threads × prompts) into benchmarks and runs them through the engine.
 //! A model is loaded once per backend × model × thread count; every prompt set then runs on that loaded model.
 use std::path::PathBuf;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use anyhow::{ensure, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokbench_core::backend::{Backend, GenerationRequest, LoadOptions, LoadedModel};
 use tokbench_core::config::ServerConfig;
 use tokbench_core::engine::{self, Phase, RunPlan};
-use tokbench_core::machine::Machine;
 use tokbench_core::prompts::ResolvedPrompt;
 use tokbench_core::prompts::{self, PromptSpec};
 use tokbench_core::quality::base_logprobs::BaseLogprobs;
-use tokbench_core::quality::measure::{score_corpus, QualityOptions, QualityResult};
+use tokbench_core::quality::measure::{score_corpus, QualityOptions};
 use tokbench_core::quality::pareto;
-use tokbench_core::schema::{
-    BenchmarkResult, EngineInfo, FailedBenchmark, LoadMeasurement, ModelInfo, RunResults, RunSample, SCHEMA_VERSION,
-};
-use tokbench_core::sweep::{ConcurrencyLevel, ConcurrencySweep};
+use tokbench_core::sweep::summarize_level;
 use tokbench_core::{digest, gguf};
+use tokbench_record::id::BenchmarkId;
+use tokbench_record::metric::{format_value, Metric};
+use tokbench_record::quality::QualityResult;
+use tokbench_record::results::{
+    BenchmarkResult, FailedBenchmark, FailedStage, LoadMeasurement, RunResults, RunSample, SCHEMA_VERSION,
+};
+use tokbench_record::setup::{EngineInfo, ModelInfo};
+use tokbench_record::sweep::ConcurrencySweep;
 
-use crate::backends;
+use crate::registry;
 
 /// A model to benchmark: a display name and the file.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,8 +68,8 @@ pub struct QualityPlan {
 }
 
 impl Matrix {
-    pub fn selected(&self, id: &str) -> bool {
-        self.filter.is_empty() || self.filter.iter().any(|f| id.contains(f.as_str()))
+    pub fn selected(&self, id: &BenchmarkId) -> bool {
+        self.filter.is_empty() || self.filter.iter().any(|f| id.matches(f))
     }
 
     pub fn len(&self) -> usize {
@@ -91,12 +95,6 @@ impl Matrix {
     pub fn in_process_backends(&self) -> impl Iterator<Item = &str> {
         self.backends.iter().map(String::as_str).filter(|b| !self.servers.iter().any(|s| s.name == *b))
     }
-}
-
-/// The stable id of a benchmark; also its criterion id. `/` inside a part is replaced so ids split cleanly.
-pub fn benchmark_id(backend: &str, model: &str, quantization: &str, prompt: &str, threads: usize) -> String {
-    let part = |s: &str| s.replace('/', "_");
-    format!("{}/{}/{}/{}/t{threads}", part(backend), part(model), part(quantization), part(prompt))
 }
 
 /// Reads what identifies a model file: header (rejecting non-GGUF and truncated files) and SHA-256.
@@ -141,7 +139,7 @@ pub fn new_results() -> RunResults {
         tokbench_version: env!("CARGO_PKG_VERSION").to_string(),
         created_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
         git: crate::git::stamp(&std::env::current_dir().unwrap_or_default()),
-        machine: Machine::detect(),
+        machine: tokbench_core::machine::detect(),
         benchmarks: Vec::new(),
         failures: Vec::new(),
         concurrency: Vec::new(),
@@ -151,7 +149,7 @@ pub fn new_results() -> RunResults {
 /// One benchmark's record: its timed runs, summarised, with everything that says how they were made.
 #[allow(clippy::too_many_arguments)]
 pub fn benchmark_result(
-    id: String,
+    id: BenchmarkId,
     engine: &EngineInfo,
     model: &ModelInfo,
     options: &LoadOptions,
@@ -187,18 +185,18 @@ pub struct Group<'a> {
     pub model_info: &'a mut ModelInfo,
     /// The matrix's load settings with this group's thread count.
     pub options: LoadOptions,
-    pub selected: Vec<(&'a PromptSpec, String)>,
+    pub selected: Vec<(&'a PromptSpec, BenchmarkId)>,
 }
 
 /// Walks the matrix in run order (backend, model, threads), skipping groups with nothing selected: `tokbench run`
 /// and `cargo bench` share this loop. `wanted` is a filter on benchmark ids on top of `--filter`.
 pub fn for_each_group(
     matrix: &Matrix,
-    wanted: impl Fn(&str) -> bool,
+    wanted: impl Fn(&BenchmarkId) -> bool,
     mut visit: impl FnMut(Group<'_>) -> Result<()>,
 ) -> Result<()> {
     for backend_name in &matrix.backends {
-        let backend = backends::create(backend_name, &matrix.servers)?;
+        let backend = registry::create(backend_name, &matrix.servers)?;
         let engine = backend.engine_info();
         // A server that was already running serves one model: the file named with --model, else whatever it loaded.
         let models = match backend.attached_model() {
@@ -206,7 +204,8 @@ pub fn for_each_group(
             Some(_) if matrix.explicit_models => {
                 ensure!(
                     matrix.models.len() == 1,
-                    "backend {backend_name:?} is a running server, which serves one model: pass the one file it serves                      with --model (or give the server a `command` so tokbench starts it for each model)"
+                    "backend {backend_name:?} is a running server, which serves one model: pass the one file it serves \
+                     with --model (or give the server a `command` so tokbench starts it for each model)"
                 );
                 matrix.models.clone()
             }
@@ -215,11 +214,11 @@ pub fn for_each_group(
         for model_ref in &models {
             let mut model_info = describe_model(model_ref)?;
             for &threads in &matrix.threads {
-                let selected: Vec<(&PromptSpec, String)> = matrix
+                let selected: Vec<(&PromptSpec, BenchmarkId)> = matrix
                     .prompts
                     .iter()
                     .map(|s| {
-                        let id = benchmark_id(
+                        let id = BenchmarkId::new(
                             backend.name(),
                             &model_info.name,
                             &model_info.quantization,
@@ -247,12 +246,57 @@ pub fn for_each_group(
     Ok(())
 }
 
+/// How the runner reports its progress on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress {
+    /// Progress bars: stderr is a terminal.
+    Bars,
+    /// One plain line as each benchmark starts and one as it ends, with its key figures, the time so far and an
+    /// estimate of the time left: CI logs and pipes, where progress bars would print nothing.
+    Lines,
+    /// Warnings and errors only (`--quiet`).
+    Quiet,
+}
+
+impl Progress {
+    pub fn for_stderr(quiet: bool) -> Progress {
+        match (quiet, std::io::IsTerminal::is_terminal(&std::io::stderr())) {
+            (true, _) => Progress::Quiet,
+            (false, true) => Progress::Bars,
+            (false, false) => Progress::Lines,
+        }
+    }
+}
+
+/// `[3/12] <id>: TTFT 71.90 ms, decode 94.00 t/s (4.2 s); 0:52 so far, about 2:36 left`: a finished benchmark as
+/// a CI log shows it. `done` of `total` benchmarks took `elapsed_s`; the estimate assumes the rest take as long.
+pub fn finished_line(result: &BenchmarkResult, done: usize, total: usize, took_s: f64, elapsed_s: f64) -> String {
+    let figure = |m: Metric| result.summary.get(&m).map(|s| format_value(m.unit(), s.median));
+    let figures: Vec<String> = [(Metric::TtftS, "TTFT"), (Metric::DecodeTps, "decode")]
+        .into_iter()
+        .filter_map(|(m, label)| {
+            Some(format!("{label} {}{}", figure(m)?, if m == Metric::DecodeTps { " t/s" } else { "" }))
+        })
+        .collect();
+    let clock = |s: f64| format!("{}:{:02}", (s / 60.0) as u64, (s % 60.0) as u64);
+    let left = elapsed_s / done.max(1) as f64 * total.saturating_sub(done) as f64;
+    format!(
+        "[{done}/{total}] {}: {} ({took_s:.1} s); {} so far, about {} left",
+        result.id,
+        figures.join(", "),
+        clock(elapsed_s),
+        clock(left)
+    )
+}
+
 /// Runs the whole matrix, appending to `results` as each benchmark finishes, so that on an error everything
 /// measured before it is still there for the caller to write out.
-pub fn run(matrix: &Matrix, results: &mut RunResults, show_progress: bool) -> Result<()> {
+pub fn run(matrix: &Matrix, results: &mut RunResults, progress: Progress) -> Result<()> {
     let style = ProgressStyle::with_template("{prefix:>3} {bar:24} {pos}/{len} {msg}").expect("valid template");
     let total = matrix.len(); // upper bound when --filter drops some
     let mut index = 0;
+    let started = Instant::now();
+    let show_progress = progress != Progress::Quiet;
     // Quality is scored in-process (servers expose no logits to score with); a run of servers only skips it.
     let quality = match (&matrix.quality, matrix.in_process_backends().next()) {
         (Some(plan), Some(backend)) => Some(prepare_quality(matrix, backend, plan)?),
@@ -274,15 +318,15 @@ pub fn run(matrix: &Matrix, results: &mut RunResults, show_progress: bool) -> Re
                     // Every benchmark of this group fails with the same error; the rest of the matrix runs on.
                     for (_, id) in selected {
                         index += 1;
-                        record_failure(results, id, &e, Vec::new());
+                        record_failure(results, id, None, &e, Vec::new());
                     }
                     return Ok(());
                 }
             };
             model_info.n_params = model.details().n_params;
             let key = (engine_info.backend.clone(), model_info.name.clone());
-            let is_server = engine_info.server.is_some();
-            if let (Some(options), false) = (&quality, is_server) {
+            let can = registry::capabilities(backend.name(), &matrix.servers).expect("a backend of the matrix");
+            if let (Some(options), true) = (&quality, can.scores_quality) {
                 if !scored.iter().any(|(k, _)| *k == key) {
                     // Before the model's speed runs; the scoring context is freed before they start.
                     let engine = format!("{} {}", engine_info.backend, engine_info.version);
@@ -301,15 +345,20 @@ pub fn run(matrix: &Matrix, results: &mut RunResults, show_progress: bool) -> Re
                 let prompt = match prompts::resolve(spec, model.as_ref()) {
                     Ok(p) => p,
                     Err(e) => {
-                        record_failure(results, id, &e, Vec::new());
+                        record_failure(results, id, None, &e, Vec::new());
                         continue;
                     }
                 };
-                let bar = if show_progress {
+                let bar = if progress == Progress::Bars {
                     ProgressBar::new((matrix.plan.warmup + matrix.plan.runs) as u64)
                 } else {
                     ProgressBar::hidden()
                 };
+                if progress == Progress::Lines {
+                    let (w, r) = (matrix.plan.warmup, matrix.plan.runs);
+                    eprintln!("[{index}/{total}] {id}: {w} warmup + {r} timed runs");
+                }
+                let benchmark_started = Instant::now();
                 bar.set_style(style.clone());
                 bar.set_prefix(format!("{index}/{total}"));
                 bar.set_message(format!("{id} (warmup)"));
@@ -319,23 +368,30 @@ pub fn run(matrix: &Matrix, results: &mut RunResults, show_progress: bool) -> Re
                     engine::measure_into(model.as_mut(), &prompt, &matrix.plan, &mut runs, &mut |phase, done, _| {
                         bar.set_position(if phase == Phase::Warmup { done as u64 } else { warmup + done as u64 });
                         if phase == Phase::Timed || done as u64 == warmup {
-                            bar.set_message(id.clone());
+                            bar.set_message(id.to_string());
                         }
                     });
                 bar.finish_and_clear();
                 if let Err(e) = measured {
-                    record_failure(results, id, &e, runs);
+                    record_failure(results, id, None, &e, runs);
                     continue;
                 }
                 let mut result =
                     benchmark_result(id.clone(), engine_info, model_info, &options, &matrix.plan, &prompt, &load, runs);
                 result.quality = model_quality.clone();
+                if progress == Progress::Lines {
+                    let took = benchmark_started.elapsed().as_secs_f64();
+                    eprintln!("{}", finished_line(&result, index, total, took, started.elapsed().as_secs_f64()));
+                }
                 results.benchmarks.push(result);
                 pareto::mark_run(results)?;
-                if is_server && !matrix.concurrency.is_empty() {
+                if can.concurrent_requests && !matrix.concurrency.is_empty() {
                     match sweep(model.as_ref(), matrix, &prompt, &id, engine_info, model_info, show_progress) {
                         Ok(s) => results.concurrency.push(s),
-                        Err(e) => record_failure(results, format!("{id}/concurrency"), &e, Vec::new()),
+                        Err(e) => {
+                            let stage = Some(FailedStage::ConcurrencySweep);
+                            record_failure(results, id, stage, &e, Vec::new())
+                        }
                     }
                 }
             }
@@ -347,13 +403,20 @@ pub fn run(matrix: &Matrix, results: &mut RunResults, show_progress: bool) -> Re
 /// The runner's error once Ctrl-C has stopped the servers: `main` exits with 130 on it.
 pub const INTERRUPTED: &str = "interrupted (Ctrl-C)";
 
-fn record_failure(results: &mut RunResults, id: String, error: &anyhow::Error, completed_runs: Vec<RunSample>) {
+fn record_failure(
+    results: &mut RunResults,
+    id: BenchmarkId,
+    stage: Option<FailedStage>,
+    error: &anyhow::Error,
+    completed_runs: Vec<RunSample>,
+) {
     let mut error = format!("{error:#}");
     if tokbench_http::launch::interrupted() {
         error = format!("{INTERRUPTED}: {error}");
     }
-    eprintln!("benchmark {id} failed: {error}");
-    results.failures.push(FailedBenchmark { id, error, completed_runs });
+    let during = stage.map_or(String::new(), |_| " (concurrency sweep)".to_string());
+    eprintln!("benchmark {id}{during} failed: {error}");
+    results.failures.push(FailedBenchmark { id, stage, error, completed_runs });
 }
 
 /// The concurrency sweep of one server benchmark: every level of `matrix.concurrency` in turn.
@@ -361,7 +424,7 @@ fn sweep(
     model: &dyn LoadedModel,
     matrix: &Matrix,
     prompt: &ResolvedPrompt,
-    id: &str,
+    id: &BenchmarkId,
     engine_info: &EngineInfo,
     model_info: &ModelInfo,
     show_progress: bool,
@@ -374,10 +437,10 @@ fn sweep(
             eprintln!("{id}: {streams} concurrent streams × {} requests", matrix.requests_per_stream);
         }
         let batch = model.generate_concurrently(&request, streams, matrix.requests_per_stream)?;
-        levels.push(ConcurrencyLevel::from_batch(batch)?);
+        levels.push(summarize_level(batch)?);
     }
     Ok(ConcurrencySweep {
-        id: id.to_string(),
+        id: id.clone(),
         backend: engine_info.backend.clone(),
         model: model_info.name.clone(),
         prompt: prompt.info(),
@@ -392,7 +455,7 @@ fn sweep(
 fn prepare_quality(matrix: &Matrix, backend: &str, plan: &QualityPlan) -> Result<QualityOptions> {
     let mut options = QualityOptions { save_base: None, kld_base: None, ..plan.options.clone() };
     let Some(base) = &plan.kld_base else { return Ok(options) };
-    let backend = backends::create(backend, &matrix.servers)?;
+    let backend = registry::create(backend, &matrix.servers)?;
     let info = backend.engine_info();
     let engine = format!("{} {}", info.backend, info.version);
     let stem = |p: &std::path::Path| p.file_stem().map_or_else(String::new, |s| s.to_string_lossy().into_owned());
@@ -424,4 +487,20 @@ fn prepare_quality(matrix: &Matrix, backend: &str, plan: &QualityPlan) -> Result
     score_corpus(model.as_mut(), &base.path, &engine, &base_options)
         .with_context(|| format!("perplexity of the KL-divergence base {}", base.name))?;
     Ok(options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_finished_benchmark_is_one_line_with_its_figures_and_the_time_left() {
+        let results: RunResults = serde_json::from_str(include_str!("../crates/gate/tests/data/results.json")).unwrap();
+        let b = &results.benchmarks[0];
+        let line = finished_line(b, 3, 12, 4.25, 52.0);
+        let ttft = format_value(Metric::TtftS.unit(), b.summary[&Metric::TtftS].median);
+        assert!(line.starts_with(&format!("[3/12] {}: TTFT {ttft}, decode ", b.id)), "{line}");
+        // 52 s for 3 benchmarks: 9 left at ~17.3 s each → 156 s.
+        assert!(line.ends_with("t/s (4.2 s); 0:52 so far, about 2:36 left"), "{line}");
+    }
 }

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use tokbench_core::config::Config;
-use tokbench_core::metrics::Metric;
-use tokbench_core::schema::RunResults;
+use tokbench_record::metric::Metric;
+use tokbench_record::results::RunResults;
 
 fn tokbench(args: &[&str], dir: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tokbench")).args(args).current_dir(dir).output().expect("tokbench starts")
@@ -55,7 +55,7 @@ fn run_writes_a_complete_results_file() {
     assert_eq!(b.model.sha256, config.models[0].sha256);
     assert_eq!((b.model.quantization.as_str(), b.model.architecture.as_deref()), ("Q4_1", Some("llama")));
     assert!(b.engine.build_info.contains("CPU"), "llama.cpp system info recorded: {}", b.engine.build_info);
-    assert_eq!(b.id, format!("llama.cpp/{}/Q4_1/short-n8/t2", b.model.name));
+    assert_eq!(b.id.to_string(), format!("llama.cpp/{}/Q4_1/short-n8/t2", b.model.name));
     assert_eq!(r.benchmarks[1].prompt.name, "p64-n8");
     assert_eq!(r.benchmarks[1].prompt.prompt_tokens, 64);
     assert_eq!((b.warmup_runs, b.runs.len()), (1, 3));
@@ -105,7 +105,7 @@ fn bad_flags_are_clear_errors_and_nothing_is_written() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("raise --ctx-size"), "{}", stderr(&o));
     let o = tokbench(&["run", "--model", m, "--backend", "vllm", "--quiet"], dir.path());
-    assert!(stderr(&o).contains("\"vllm\" is neither built into this tokbench"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("\"vllm\" is neither an engine tokbench knows"), "{}", stderr(&o));
     assert!(!dir.path().join("target").exists(), "a run that measured nothing writes no results");
 }
 

@@ -11,7 +11,18 @@ use tokbench_gate::cli::{run_bless, run_compare, BlessArgs, CompareArgs, Exit};
 /// Tiny on purpose: the gate's statistics need 5 runs per side, not long generations. One backend, speed only (run
 /// from the repository, tokbench would otherwise take the committed config's MLX rows and quality scoring too).
 const RUN_ARGS: [&str; 13] = [
-    "--prompt", "short", "-n", "32", "--runs", "5", "--warmup", "1", "--threads", "2", "--backend", "llama.cpp",
+    "--prompt",
+    "short",
+    "-n",
+    "32",
+    "--runs",
+    "5",
+    "--warmup",
+    "1",
+    "--threads",
+    "2",
+    "--backend",
+    "llama.cpp",
     "--no-quality",
 ];
 
@@ -84,7 +95,7 @@ fn gate_passes_unchanged_code_and_fails_a_real_slowdown() {
     tokbench_run(&model, &file("slow.json"), Some(15_000));
     let e = compare(dir.path(), &file("slow.json"), &[]);
     assert_eq!(e.code, 1, "a clear slowdown passed:\n{}", e.message);
-    let id = tokbench_core::schema::RunResults::read(&file("base.json")).unwrap().benchmarks[0].id.clone();
+    let id = tokbench_record::results::RunResults::read(&file("base.json")).unwrap().benchmarks[0].id.clone();
     // The delay also lands on the first token, so TTFT may be named too; decode must be.
     let named = e.message.lines().find(|l| l.starts_with("regressed: ")).unwrap_or_default();
     assert!(named.contains(&format!("{id} decode t/s")), "{}", e.message);

@@ -1,13 +1,14 @@
 //! The measurement engine on the real llama.cpp and the real default model.
 mod common;
 
-use tokbench::backends;
+use tokbench::registry;
+use tokbench_core::config::RunConfig;
 use tokbench_core::engine::{self, RunPlan};
 use tokbench_core::prompts::{self, PromptSpec};
-use tokbench_core::schema::Sampling;
+use tokbench_record::setup::Sampling;
 
 fn load(ctx: u32) -> Box<dyn tokbench_core::backend::LoadedModel> {
-    let backend = backends::create("llama.cpp", &[]).unwrap();
+    let backend = registry::create("llama.cpp", &[]).unwrap();
     engine::load_model(backend.as_ref(), &common::default_model(), &common::options(ctx)).unwrap().0
 }
 
@@ -73,7 +74,7 @@ fn greedy_runs_are_deterministic_and_seeded_sampling_is_reproducible() {
 fn warmup_is_discarded_and_every_metric_is_summarised() {
     let mut model = load(1024);
     let prompt = prompts::resolve(&PromptSpec::Length { prompt_tokens: 32, gen_tokens: 8 }, model.as_ref()).unwrap();
-    let plan = RunPlan { warmup: 2, runs: 3, ..RunPlan::default() };
+    let plan = RunPlan { warmup: 2, runs: 3, ..RunConfig::default().plan() };
     let mut calls = Vec::new();
     let runs =
         engine::measure(model.as_mut(), &prompt, &plan, &mut |phase, done, total| calls.push((phase, done, total)))
@@ -81,7 +82,7 @@ fn warmup_is_discarded_and_every_metric_is_summarised() {
     assert_eq!(runs.len(), 3);
     assert_eq!(calls.len(), 5);
     let (summary, _) = engine::summarize_runs(&runs, plan.cv_threshold);
-    assert_eq!(summary.len(), tokbench_core::metrics::Metric::ALL.len());
+    assert_eq!(summary.len(), tokbench_record::metric::Metric::ALL.len());
     for s in summary.values() {
         assert_eq!(s.n, 3);
         assert!(s.min <= s.median && s.median <= s.max && s.ci95_low <= s.ci95_high);

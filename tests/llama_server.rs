@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use tokbench_core::metrics::Metric;
-use tokbench_core::schema::RunResults;
+use tokbench_record::metric::Metric;
+use tokbench_record::results::RunResults;
 
 fn llama_server() -> PathBuf {
     let path = std::env::var_os("TOKBENCH_LLAMA_SERVER").map(PathBuf::from).expect(

@@ -9,9 +9,9 @@ use std::path::Path;
 use tokbench_core::backend::{Backend, GenerationRequest, LoadedModel, ScoringRequest};
 use tokbench_core::metrics::TraceRecorder;
 use tokbench_core::quality::measure::{score_corpus, QualityOptions};
-use tokbench_core::schema::{FlashAttn, Sampling};
 use tokbench_llama::LlamaCpp;
 use tokbench_mlx::Mlx;
+use tokbench_record::setup::{FlashAttn, Sampling};
 
 const GENERATED: usize = 32;
 /// The bar: at least this many leading tokens identical, on at least [`MUST_AGREE_ON`] prompts.
@@ -60,11 +60,12 @@ fn next_logits(model: &mut dyn LoadedModel, context: &[u32]) -> Vec<f32> {
     let tokens: Vec<u32> = context.iter().copied().chain([0]).collect();
     let request = ScoringRequest { tokens: &tokens, n_ctx: tokens.len(), n_chunks: 1, first_scored: context.len() - 1 };
     let mut out = Vec::new();
-    model.score_chunks(&request, &mut |at| {
-        out = at.logits.to_vec();
-        Ok(())
-    })
-    .unwrap();
+    model
+        .score_chunks(&request, &mut |at| {
+            out = at.logits.to_vec();
+            Ok(())
+        })
+        .unwrap();
     out
 }
 
@@ -131,11 +132,12 @@ fn perplexity_matches_llama_cpp_within_one_percent() {
         kld_base: against.map(Path::to_path_buf),
         top_k: 32,
     };
-    let theirs = score_corpus(load(&LlamaCpp::new().unwrap(), &path).as_mut(), &path, "llama.cpp", &options(Some(&base), None))
-        .unwrap();
+    let theirs =
+        score_corpus(load(&LlamaCpp::new().unwrap(), &path).as_mut(), &path, "llama.cpp", &options(Some(&base), None))
+            .unwrap();
     // MLX's logits against llama.cpp's as the KL-divergence base: how far apart the two engines' distributions are.
-    let ours =
-        score_corpus(load(&Mlx::new("mlx").unwrap(), &path).as_mut(), &path, "mlx", &options(None, Some(&base))).unwrap();
+    let ours = score_corpus(load(&Mlx::new("mlx").unwrap(), &path).as_mut(), &path, "mlx", &options(None, Some(&base)))
+        .unwrap();
     let kld = ours.kld.as_ref().expect("compared with the llama.cpp base").summary.clone();
     let relative = (ours.ppl - theirs.ppl).abs() / theirs.ppl;
     eprintln!(
@@ -154,4 +156,3 @@ fn perplexity_matches_llama_cpp_within_one_percent() {
     assert!(relative < 0.01, "MLX perplexity {} is {:.2}% from llama.cpp's {}", ours.ppl, relative * 100.0, theirs.ppl);
     assert!(kld.mean_kld < 0.01, "MLX and llama.cpp distributions differ: mean KLD {}", kld.mean_kld);
 }
-

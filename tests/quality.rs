@@ -8,8 +8,9 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use tokbench_core::backend::{Backend, LoadedModel};
-use tokbench_core::quality::measure::{score_corpus, QualityOptions, QualityResult};
+use tokbench_core::quality::measure::{score_corpus, QualityOptions};
 use tokbench_llama::LlamaCpp;
+use tokbench_record::quality::QualityResult;
 
 /// 128-token chunks: the fixture (1,611 tokens) gives 12 chunks, 756 scored tokens.
 const CTX: usize = 128;

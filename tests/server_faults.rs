@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokbench_core::schema::RunResults;
+use tokbench_record::results::RunResults;
 
 #[derive(Clone, Copy, PartialEq, Debug)]
 enum Fault {
@@ -154,13 +154,13 @@ fn each_fault_fails_its_own_benchmark_and_the_matrix_runs_on() {
     for b in &results.benchmarks {
         assert_eq!(b.runs.len(), 3);
         assert!(b.runs.iter().all(|r| r.generated_tokens == 50 && r.prompt_tokens == 12));
-        assert!(b.summary.contains_key(&tokbench_core::metrics::Metric::TtftS));
+        assert!(b.summary.contains_key(&tokbench_record::metric::Metric::TtftS));
     }
     let failure = |backend: &str| {
         results
             .failures
             .iter()
-            .find(|f| f.id.starts_with(&format!("{backend}/")))
+            .find(|f| f.id.backend() == backend)
             .unwrap_or_else(|| panic!("no failure recorded for {backend}: {:?}", results.failures))
     };
     let expect = [

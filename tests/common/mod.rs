@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use tokbench_core::backend::LoadOptions;
 use tokbench_core::config::Config;
-use tokbench_core::schema::FlashAttn;
+use tokbench_record::setup::FlashAttn;
 
 /// The config's first model in the cache. Missing is a failure, not a skip: the README's test command fetches it.
 pub fn default_model() -> PathBuf {

@@ -38,11 +38,15 @@ enum Command {
     Run {
         #[arg(long, default_value = "tokbench.toml")]
         config: PathBuf,
+        #[command(flatten)]
+        engines: Engines,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
     /// The test suite: fetch the config's models, then `cargo nextest run --workspace` (extra arguments passed on).
     Test {
+        #[command(flatten)]
+        engines: Engines,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -61,25 +65,43 @@ enum Command {
     Gate(gate::GateCommand),
 }
 
+/// Which in-process engines a build has. llama.cpp always; MLX on request off macOS, since on Linux it means
+/// downloading MLX's CPU build (PyPI mlx-cpu) and a much slower matrix.
+#[derive(clap::Args, Clone, Copy)]
+pub struct Engines {
+    /// Also build and run the MLX backend (on Linux: MLX's CPU build from the PyPI wheel mlx-cpu; on macOS it is
+    /// always built, with Metal).
+    #[arg(long)]
+    mlx: bool,
+}
+
+impl Engines {
+    pub const LLAMA_CPP_ONLY: Engines = Engines { mlx: false };
+
+    pub fn mlx(self) -> bool {
+        self.mlx || cfg!(target_os = "macos")
+    }
+}
+
 fn main() -> ExitCode {
     let command = match Cli::parse().command {
         Command::Gate(command) => return gate::run(command),
         other => other,
     };
-    // A Linux build with MLX passes a [patch] that rewrites Cargo.lock's mlx-sys entry: put the committed lock back.
-    let result: Result<()> = mlx::with_lock_kept(|| match command {
+    let result: Result<()> = match command {
         Command::Gate(_) => unreachable!("handled above"),
         Command::Fetch { config, model } => fetch::fetch(&config, &model).map(|_| ()),
-        Command::Quantize { args } => fetch::fetch(std::path::Path::new("tokbench.toml"), &[])
-            .and_then(|_| peers::cargo_tokbench(&[&["quantize".to_string()], &args[..]].concat())),
-        Command::Run { config, args } => fetch::fetch(&config, &[]).and_then(|_| {
-            let config_arg = ["--config".to_string(), config.display().to_string()];
-            peers::cargo_tokbench(&[&["quantize".to_string(), "--needed".to_string()], &config_arg[..]].concat())?;
-            peers::cargo_tokbench(&[&["run".to_string()], &config_arg[..], &args[..]].concat())
+        Command::Quantize { args } => fetch::fetch(std::path::Path::new("tokbench.toml"), &[]).and_then(|_| {
+            peers::cargo_tokbench(Engines::LLAMA_CPP_ONLY, &[&["quantize".to_string()], &args[..]].concat())
         }),
-        Command::Test { args } => {
-            fetch::fetch(std::path::Path::new("tokbench.toml"), &[]).and_then(|paths| peers::nextest(&paths[0], &args))
-        }
+        Command::Run { config, engines, args } => fetch::fetch(&config, &[]).and_then(|_| {
+            let config_arg = ["--config".to_string(), config.display().to_string()];
+            let quantize = [&["quantize".to_string(), "--needed".to_string()], &config_arg[..]].concat();
+            peers::cargo_tokbench(engines, &quantize)?;
+            peers::cargo_tokbench(engines, &[&["run".to_string()], &config_arg[..], &args[..]].concat())
+        }),
+        Command::Test { engines, args } => fetch::fetch(std::path::Path::new("tokbench.toml"), &[])
+            .and_then(|paths| peers::nextest(engines, &paths[0], &args)),
         Command::VsLlamaBench(args) => peers::vs_llama_bench(&args),
         Command::VsLlamaPerplexity(args) => peers::vs_llama_perplexity(&args),
         Command::PrepareMlx => mlx::prepare().map(|config| {
@@ -88,7 +110,7 @@ fn main() -> ExitCode {
             }
         }),
         Command::FetchCorpus => fetch::fetch_wikitext2().map(|path| println!("{}", path.display())),
-    });
+    };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -10,13 +10,23 @@
 //!    wheel's location in `[env]`. Builds with the `mlx` feature pass it as `cargo --config <it>`.
 //!
 //! On macOS nothing is prepared: upstream mlx-sys builds MLX with Metal as it is.
-//! Passing the patch alters Cargo.lock's mlx-sys entry (path instead of registry); [`with_lock_kept`] puts the
-//! committed lock back afterwards, and any plain cargo command also re-resolves it by itself.
+//!
+//! MLX is opt-in on Linux (`--mlx`): a llama.cpp-only build runs no pip and passes no patch.
+//!
+//! Passing the patch alters Cargo.lock's mlx-sys entry (path instead of registry). No cargo mechanism avoids it:
+//! `[patch]` is recorded in the lock by design, `--locked` then refuses the build, source replacement requires a
+//! full vendored registry whose checksums match the lock, and the lock file's path cannot be moved on stable cargo.
+//! So [`status_keeping_lock`] runs each patched cargo command and puts the committed lock back afterwards, and it
+//! does so also when the user presses Ctrl-C or the job is cancelled (SIGINT / SIGTERM reach cargo, which stops;
+//! xtask itself stays to restore the lock). Any plain cargo command also re-resolves the lock by itself.
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, ExitStatus};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use tokbench_core::digest::sha256_file;
+
+use crate::Engines;
 
 pub const MLX_VERSION: &str = "0.32.2";
 const MLX_SYS_VERSION: &str = "0.7.0";
@@ -61,9 +71,15 @@ pub fn prepare() -> Result<Option<PathBuf>> {
     Ok(Some(config))
 }
 
-/// `cargo SUBCOMMAND…` building with the MLX backend: the `mlx` feature and, on Linux, the prepared patch config
-/// (prepared once per xtask run). The config goes after the subcommand, where nextest forwards it to cargo too.
-pub fn cargo(subcommand: &[&str]) -> Result<Command> {
+/// `cargo SUBCOMMAND…`, with the MLX backend when `engines` asks for it: the `mlx` feature and, on Linux, the
+/// prepared patch config (prepared once per xtask run). The config goes after the subcommand, where nextest forwards
+/// it to cargo too.
+pub fn cargo(engines: Engines, subcommand: &[&str]) -> Result<Command> {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.args(subcommand).current_dir(workspace_root());
+    if !engines.mlx() {
+        return Ok(cmd);
+    }
     static CONFIG: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
     let config = match CONFIG.get() {
         Some(config) => config.clone(),
@@ -73,8 +89,6 @@ pub fn cargo(subcommand: &[&str]) -> Result<Command> {
             config
         }
     };
-    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.args(subcommand).current_dir(workspace_root());
     if let Some(config) = config {
         cmd.arg("--config").arg(config);
     }
@@ -82,16 +96,32 @@ pub fn cargo(subcommand: &[&str]) -> Result<Command> {
     Ok(cmd)
 }
 
-/// Runs `f` (cargo commands given the patch) and puts Cargo.lock back as it was, so that a Linux MLX build leaves
-/// the committed lock (registry mlx-sys, which macOS builds) untouched.
-pub fn with_lock_kept<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
-    let lock = workspace_root().join("Cargo.lock");
-    let before = std::fs::read(&lock).with_context(|| format!("cannot read {}", lock.display()))?;
-    let result = f();
-    if std::fs::read(&lock).ok().as_deref() != Some(&before[..]) {
-        write_atomic(&lock, &before)?;
+/// Runs `cmd` to its end and puts Cargo.lock back as it was, so that a Linux MLX build leaves the committed lock
+/// (registry mlx-sys, which macOS builds) untouched — also when Ctrl-C or SIGTERM stops the run: the signal stops
+/// the child, and xtask, whose handler only notes it, restores the lock before it exits.
+pub fn status_keeping_lock(cmd: &mut Command) -> Result<ExitStatus> {
+    status_restoring(cmd, &workspace_root().join("Cargo.lock"))
+}
+
+fn status_restoring(cmd: &mut Command, lock: &Path) -> Result<ExitStatus> {
+    static SIGNALLED: AtomicBool = AtomicBool::new(false);
+    static HANDLER: std::sync::Once = std::sync::Once::new();
+    HANDLER.call_once(|| {
+        // A handler, not SIG_IGN: handlers are reset on exec, so the child keeps the default disposition.
+        let _ = ctrlc::set_handler(|| SIGNALLED.store(true, Ordering::SeqCst));
+    });
+    let before = std::fs::read(lock).with_context(|| format!("cannot read {}", lock.display()))?;
+    let status = cmd.status().with_context(|| format!("cannot start {cmd:?}"));
+    if std::fs::read(lock).ok().as_deref() != Some(&before[..]) {
+        write_atomic(lock, &before)?;
     }
-    result
+    // The handler runs on a thread of its own and may not have run yet: a child killed by a signal says it too.
+    #[cfg(unix)]
+    let child_signalled = status.as_ref().ok().and_then(std::os::unix::process::ExitStatusExt::signal).is_some();
+    #[cfg(not(unix))]
+    let child_signalled = false;
+    ensure!(!SIGNALLED.load(Ordering::SeqCst) && !child_signalled, "interrupted; {} is as committed", lock.display());
+    status
 }
 
 fn unpacked_wheel(dir: &Path) -> Result<PathBuf> {
@@ -163,7 +193,8 @@ fn patched_mlx_sys(dir: &Path) -> Result<PathBuf> {
     }
     let overlay = workspace_root().join("crates/mlx/linux-sys");
     for (ours, place) in OVERLAY {
-        let text = std::fs::read(overlay.join(ours)).with_context(|| format!("cannot read {}", overlay.join(ours).display()))?;
+        let text = std::fs::read(overlay.join(ours))
+            .with_context(|| format!("cannot read {}", overlay.join(ours).display()))?;
         write_if_changed(&dest.join(place), &text)?;
     }
     let lib_rs = dest.join("src/lib.rs");
@@ -210,6 +241,19 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// As a Ctrl-C in a terminal does: the child (cargo) has rewritten the lock when SIGINT reaches both it and
+    /// xtask. The child dies of it; xtask survives, puts the lock back and reports the interruption.
+    #[test]
+    fn the_lock_is_put_back_when_the_run_is_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let lock = dir.path().join("Cargo.lock");
+        std::fs::write(&lock, "committed\n").unwrap();
+        let script = format!("echo patched > '{}'; kill -INT $PPID; kill -INT $$; sleep 5", lock.display());
+        let e = status_restoring(Command::new("sh").args(["-c", &script]), &lock).unwrap_err();
+        assert!(e.to_string().contains("interrupted"), "{e}");
+        assert_eq!(std::fs::read_to_string(&lock).unwrap(), "committed\n");
+    }
 
     /// A Linux MLX build run outside xtask (`cargo --config target/mlx/cargo-config.toml …`) leaves Cargo.lock pointing
     /// mlx-sys at the local copy; committed like that, every other machine's build would fail to find it. (The

@@ -10,9 +10,11 @@ use std::process::Command;
 use anyhow::{anyhow, ensure, Context, Result};
 use serde_json::Value;
 use tokbench_core::config::Config;
-use tokbench_core::metrics::Metric;
-use tokbench_core::schema::{write_json_atomic, RunResults};
-use tokbench_core::stats::median;
+
+use crate::Engines;
+use tokbench_record::metric::Metric;
+use tokbench_record::results::{write_json_atomic, RunResults};
+use tokbench_record::summary::median;
 
 #[derive(clap::Args)]
 pub struct VsArgs {
@@ -44,31 +46,34 @@ fn cache_dir() -> PathBuf {
     home.join(".cache/tokbench/peers")
 }
 
-/// `cargo run --release -p tokbench -- ARGS` from the workspace root, with every in-process backend (llama.cpp and
-/// MLX) built in.
-pub fn cargo_tokbench(args: &[String]) -> Result<()> {
-    let status = crate::mlx::cargo(&["run", "--release", "--quiet", "-p", "tokbench"])?
-        .arg("--")
-        .args(args)
-        .status()
-        .context("cannot run cargo")?;
+/// `cargo run --release -p tokbench -- ARGS` from the workspace root, with llama.cpp and, when asked, MLX built in.
+/// Cargo's own progress is shown: a first build compiles llama.cpp for minutes.
+pub fn cargo_tokbench(engines: Engines, args: &[String]) -> Result<()> {
+    let mut cmd = crate::mlx::cargo(engines, &["run", "--release", "-p", "tokbench"])?;
+    cmd.arg("--").args(args);
+    let status = crate::mlx::status_keeping_lock(&mut cmd)?;
     ensure!(status.success(), "tokbench {} failed ({status})", args.first().map_or("", String::as_str));
     Ok(())
 }
 
 /// `cargo build --workspace --all-targets`, then `cargo nextest run --workspace ARGS` with TOKBENCH_TEST_MODEL
-/// pointing at the fetched default model; both with the MLX backend (its cross-checks against llama.cpp are tests).
-pub fn nextest(model: &std::path::Path, args: &[String]) -> Result<()> {
+/// pointing at the fetched default model. With MLX, its backend and its cross-checks against llama.cpp are in;
+/// without, the MLX crate is left out of the workspace's build.
+pub fn nextest(engines: Engines, model: &std::path::Path, args: &[String]) -> Result<()> {
+    let without_mlx: &[&str] = if engines.mlx() { &[] } else { &["--exclude", "tokbench-mlx"] };
     // Benches are not test targets; build them (same feature set as the tests, so llama.cpp is built once) so that
     // a change that breaks `cargo bench` fails here too.
-    run(&mut crate::mlx::cargo(&["build", "--workspace", "--all-targets"])?)?;
+    let mut build = crate::mlx::cargo(engines, &["build", "--workspace", "--all-targets"])?;
+    ensure!(crate::mlx::status_keeping_lock(build.args(without_mlx))?.success(), "the build failed");
     // The server backend's tests run against llama.cpp's own llama-server (built once, cached outside the repo).
     let llama_server = build_peer_tool(PEER_SDIST_VERSION, "llama-server")?;
-    let status = crate::mlx::cargo(&["nextest", "run", "--workspace"])?
+    let mut tests = crate::mlx::cargo(engines, &["nextest", "run", "--workspace"])?;
+    tests
+        .args(without_mlx)
         .args(args)
         .env("TOKBENCH_TEST_MODEL", model)
-        .env("TOKBENCH_LLAMA_SERVER", std::fs::canonicalize(&llama_server)?)
-        .status()
+        .env("TOKBENCH_LLAMA_SERVER", std::fs::canonicalize(&llama_server)?);
+    let status = crate::mlx::status_keeping_lock(&mut tests)
         .context("cannot run cargo nextest: install it with `cargo install cargo-nextest --locked`")?;
     ensure!(status.success(), "tests failed ({status})");
     Ok(())

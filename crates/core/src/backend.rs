@@ -6,8 +6,8 @@ use std::path::Path;
 use anyhow::{bail, ensure, Result};
 
 use crate::metrics::TraceRecorder;
-use crate::schema::{EngineInfo, FlashAttn, Sampling, Settings};
 use crate::sweep::ConcurrentBatch;
+use tokbench_record::setup::{EngineInfo, FlashAttn, Sampling, Settings};
 
 /// Everything a backend needs to load a model and its context. Engines ignore what does not apply to them
 /// (and say so in their docs), but the results always record the values that were asked for.
@@ -78,7 +78,11 @@ impl ScoringRequest<'_> {
                  lower --ctx"
             );
         }
-        ensure!(tokens.len() >= n_ctx * n_chunks, "{n_chunks} chunks of {n_ctx} tokens need more than {} tokens", tokens.len());
+        ensure!(
+            tokens.len() >= n_ctx * n_chunks,
+            "{n_chunks} chunks of {n_ctx} tokens need more than {} tokens",
+            tokens.len()
+        );
         ensure!(first_scored < n_ctx, "first scored position {first_scored} is outside a chunk of {n_ctx}");
         Ok(())
     }

@@ -5,14 +5,19 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, ensure, Context, Result};
 use serde::Deserialize;
 
+use crate::backend::LoadOptions;
+use crate::engine::RunPlan;
 use crate::prompts::{PromptSpec, BUILTIN_NAMES};
-use crate::schema::FlashAttn;
+use tokbench_record::setup::{FlashAttn, Sampling};
 
 pub const DEFAULT_CONFIG_FILE: &str = "tokbench.toml";
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+/// The whole config. [`Config::default()`] is what tokbench runs with when there is no config file: every default
+/// of every option is written once, in the `Default` impls below, and a file or a flag only overrides.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
+    #[serde(default)]
     pub run: RunConfig,
     #[serde(default, rename = "model")]
     pub models: Vec<ModelEntry>,
@@ -34,7 +39,7 @@ pub struct ServerConfig {
     /// Backend name, in `[run] backends` and benchmark ids.
     pub name: String,
     /// `completions` (`/v1/completions`), `chat` (`/v1/chat/completions`) or `ollama` (`/api/generate`).
-    #[serde(default = "d_api")]
+    #[serde(default = "ServerConfig::default_api")]
     pub api: String,
     /// Server root, e.g. `http://127.0.0.1:8080` (no `/v1`). With `command`, `{port}` is a free port tokbench picks.
     pub url: String,
@@ -46,35 +51,39 @@ pub struct ServerConfig {
     /// `{ctx_size}`, `{batch}`, `{ubatch}`, `{n_gpu_layers}`.
     pub command: Option<Vec<String>>,
     /// Path polled until it answers 200 after `command` starts the server.
-    #[serde(default = "d_health")]
+    #[serde(default = "ServerConfig::default_health")]
     pub health: String,
-    #[serde(default = "d_startup_timeout")]
+    #[serde(default = "ServerConfig::default_startup_timeout")]
     pub startup_timeout_s: f64,
     /// Request sent → first token; longer is a failed run.
-    #[serde(default = "d_first_token_timeout")]
+    #[serde(default = "ServerConfig::default_first_token_timeout")]
     pub first_token_timeout_s: f64,
     /// Longest silence between two streamed events.
-    #[serde(default = "d_gap_timeout")]
+    #[serde(default = "ServerConfig::default_gap_timeout")]
     pub gap_timeout_s: f64,
 }
 
-fn d_api() -> String {
-    "completions".to_string()
-}
-fn d_health() -> String {
-    "/health".to_string()
-}
-fn d_startup_timeout() -> f64 {
-    120.0
-}
-fn d_first_token_timeout() -> f64 {
-    120.0
-}
-fn d_gap_timeout() -> f64 {
-    60.0
-}
+/// The HTTP APIs a `[[server]]` can speak (`api`), the one list that the config, the flags and the HTTP backend check
+/// against.
+pub const SERVER_APIS: [&str; 3] = ["completions", "chat", "ollama"];
 
 impl ServerConfig {
+    pub fn default_api() -> String {
+        "completions".to_string()
+    }
+    fn default_health() -> String {
+        "/health".to_string()
+    }
+    fn default_startup_timeout() -> f64 {
+        120.0
+    }
+    fn default_first_token_timeout() -> f64 {
+        120.0
+    }
+    fn default_gap_timeout() -> f64 {
+        60.0
+    }
+
     /// A server given on the command line (`--backend openai|ollama --url …`).
     pub fn attached(name: &str, api: &str, url: &str, model_name: Option<String>) -> ServerConfig {
         ServerConfig {
@@ -84,10 +93,10 @@ impl ServerConfig {
             model_name,
             api_key_env: None,
             command: None,
-            health: d_health(),
-            startup_timeout_s: d_startup_timeout(),
-            first_token_timeout_s: d_first_token_timeout(),
-            gap_timeout_s: d_gap_timeout(),
+            health: Self::default_health(),
+            startup_timeout_s: Self::default_startup_timeout(),
+            first_token_timeout_s: Self::default_first_token_timeout(),
+            gap_timeout_s: Self::default_gap_timeout(),
         }
     }
 }
@@ -101,22 +110,25 @@ pub struct QualityConfig {
     /// Text file, relative to the config's directory (WikiText-2's wiki.test.raw for real comparisons).
     pub corpus: PathBuf,
     /// Tokens per chunk, as llama-perplexity's -c.
-    #[serde(default = "default_quality_ctx")]
+    #[serde(default = "QualityConfig::default_ctx")]
     pub ctx: usize,
     /// Score only the first K chunks (a faster, rougher figure on a big corpus).
     pub chunks: Option<usize>,
     /// Model (name or `name@TYPE`) whose distribution the others are compared with by KL-divergence.
     pub kld_base: Option<String>,
-    #[serde(default = "default_top_k")]
+    #[serde(default = "QualityConfig::default_top_k")]
     pub top_k: usize,
 }
 
-fn default_quality_ctx() -> usize {
-    512
-}
-
-fn default_top_k() -> usize {
-    32
+impl QualityConfig {
+    /// llama-perplexity's default -c.
+    pub fn default_ctx() -> usize {
+        512
+    }
+    /// Log-probabilities kept per token in a KL-divergence base.
+    pub fn default_top_k() -> usize {
+        32
+    }
 }
 
 /// The quantization ladder that `cargo xtask quantize` derives from one base model through llama.cpp's quantize
@@ -153,9 +165,10 @@ impl ModelSpec {
     }
 }
 
-/// The matrix: every backend × model × thread count × prompt set, and the settings each run uses.
+/// The matrix: every backend × model × thread count × prompt set, and the settings each run uses. Every field left
+/// out of the file takes its value from [`RunConfig::default`], the one place tokbench's defaults are written.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct RunConfig {
     pub backends: Vec<String>,
     /// Names of `[[model]]` entries.
@@ -163,86 +176,81 @@ pub struct RunConfig {
     /// Built-in (`short`, `medium`, `long`), `[[prompt]]` names, or `pN` for an exact N-token prompt.
     pub prompts: Vec<String>,
     /// Thread counts to sweep; empty means the machine's physical core count.
-    #[serde(default)]
     pub threads: Vec<usize>,
-    #[serde(default = "d_warmup")]
     pub warmup: usize,
-    #[serde(default = "d_runs")]
     pub runs: usize,
     /// Generated tokens for `pN` prompts (built-in sets carry their own).
-    #[serde(default = "d_gen")]
     pub gen_tokens: usize,
-    #[serde(default = "d_ctx")]
     pub ctx_size: u32,
-    #[serde(default = "d_batch")]
     pub batch: u32,
-    #[serde(default = "d_ubatch")]
     pub ubatch: u32,
-    #[serde(default = "d_ngl")]
     pub n_gpu_layers: i32,
-    #[serde(default = "d_fa")]
     pub flash_attn: FlashAttn,
-    #[serde(default = "d_true")]
     pub mmap: bool,
-    #[serde(default)]
     pub temperature: f32,
-    #[serde(default = "d_top_p")]
     pub top_p: f32,
-    #[serde(default = "d_seed")]
     pub seed: u32,
-    #[serde(default = "d_cv")]
     pub cv_threshold: f64,
     /// Server backends only: after each benchmark, this many concurrent streams at each level (e.g. [1, 2, 4, 8]).
-    #[serde(default)]
     pub concurrency: Vec<usize>,
     /// Requests each stream sends, back to back, at every concurrency level.
-    #[serde(default = "d_requests_per_stream")]
     pub requests_per_stream: usize,
     /// Backends that run only some of `models`, by backend name (e.g. MLX reads only the GGUF types MLX can hold).
     /// A backend not named here runs every model; `--model` on the command line overrides this.
-    #[serde(default)]
     pub backend_models: std::collections::BTreeMap<String, Vec<String>>,
 }
 
-fn d_requests_per_stream() -> usize {
-    4
+impl Default for RunConfig {
+    fn default() -> RunConfig {
+        RunConfig {
+            backends: vec!["llama.cpp".to_string()],
+            models: Vec::new(),
+            prompts: BUILTIN_NAMES.iter().map(|p| p.to_string()).collect(),
+            threads: Vec::new(),
+            warmup: 2,
+            runs: 5,
+            gen_tokens: 128,
+            // llama-bench's and llama-cli's defaults, so figures compare with theirs.
+            ctx_size: 2048,
+            batch: 2048,
+            ubatch: 512,
+            n_gpu_layers: 99,
+            flash_attn: FlashAttn::Auto,
+            mmap: true,
+            temperature: Sampling::GREEDY.temperature,
+            top_p: Sampling::GREEDY.top_p,
+            seed: Sampling::GREEDY.seed,
+            cv_threshold: crate::stats::DEFAULT_CV_THRESHOLD,
+            concurrency: Vec::new(),
+            requests_per_stream: 4,
+            backend_models: Default::default(),
+        }
+    }
 }
 
-fn d_warmup() -> usize {
-    2
-}
-fn d_runs() -> usize {
-    5
-}
-fn d_gen() -> usize {
-    128
-}
-fn d_ctx() -> u32 {
-    2048
-}
-fn d_batch() -> u32 {
-    2048
-}
-fn d_ubatch() -> u32 {
-    512
-}
-fn d_ngl() -> i32 {
-    99
-}
-fn d_fa() -> FlashAttn {
-    FlashAttn::Auto
-}
-fn d_true() -> bool {
-    true
-}
-fn d_top_p() -> f32 {
-    1.0
-}
-fn d_seed() -> u32 {
-    42
-}
-fn d_cv() -> f64 {
-    crate::stats::DEFAULT_CV_THRESHOLD
+impl RunConfig {
+    /// Warmup, timed runs, sampling and the noise threshold, as the engine takes them.
+    pub fn plan(&self) -> RunPlan {
+        RunPlan {
+            warmup: self.warmup,
+            runs: self.runs,
+            sampling: Sampling { temperature: self.temperature, top_p: self.top_p, seed: self.seed },
+            cv_threshold: self.cv_threshold,
+        }
+    }
+
+    /// How a model is loaded, with `threads` threads.
+    pub fn load_options(&self, threads: usize) -> LoadOptions {
+        LoadOptions {
+            threads,
+            batch: self.batch,
+            ubatch: self.ubatch,
+            n_gpu_layers: self.n_gpu_layers,
+            ctx_size: self.ctx_size,
+            flash_attn: self.flash_attn,
+            mmap: self.mmap,
+        }
+    }
 }
 
 /// A model the config can fetch and verify.
@@ -316,10 +324,11 @@ impl Config {
                 s.name
             );
             ensure!(
-                ["completions", "chat", "ollama"].contains(&s.api.as_str()),
-                "[[server]] {:?}: api {:?} is not one of completions, chat, ollama",
+                SERVER_APIS.contains(&s.api.as_str()),
+                "[[server]] {:?}: api {:?} is not one of {}",
                 s.name,
-                s.api
+                s.api,
+                SERVER_APIS.join(", ")
             );
             ensure!(
                 s.first_token_timeout_s > 0.0 && s.gap_timeout_s > 0.0 && s.startup_timeout_s > 0.0,

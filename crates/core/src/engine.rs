@@ -9,27 +9,24 @@ use anyhow::{ensure, Context, Result};
 
 use crate::backend::{Backend, GenerationRequest, LoadOptions, LoadedModel};
 use crate::memory::{current_rss_bytes, PeakWindow};
-use crate::metrics::{Metric, SpeedMetrics, TraceRecorder};
+use crate::metrics::{SpeedMetrics, TraceRecorder};
 use crate::prompts::ResolvedPrompt;
-use crate::schema::{LoadMeasurement, RunSample, Sampling};
 use crate::stats::{summarize, warnings, StatWarning, Summary};
+use tokbench_record::metric::Metric;
+use tokbench_record::results::{LoadMeasurement, RunSample};
+use tokbench_record::setup::Sampling;
+use tokbench_record::summary::Warning;
 
 /// How many runs, and how they sample.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunPlan {
-    /// Generations run first and thrown away (caches, page faults, CPU clocks settle). Default 2.
+    /// Generations run first and thrown away (caches, page faults, CPU clocks settle). Default: `[run] warmup`.
     pub warmup: usize,
-    /// Timed generations kept as samples. Default 5.
+    /// Timed generations kept as samples. Default: `[run] runs`.
     pub runs: usize,
     pub sampling: Sampling,
     /// Coefficient of variation above which a metric gets a warning.
     pub cv_threshold: f64,
-}
-
-impl Default for RunPlan {
-    fn default() -> Self {
-        RunPlan { warmup: 2, runs: 5, sampling: Sampling::GREEDY, cv_threshold: crate::stats::DEFAULT_CV_THRESHOLD }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,9 +131,9 @@ pub fn measure_into(
     Ok(())
 }
 
-/// Summary statistics of every metric over the timed runs, and the warnings a reader should see: one line per kind
-/// of problem, naming the metrics it affects (not one line per metric).
-pub fn summarize_runs(runs: &[RunSample], cv_threshold: f64) -> (BTreeMap<Metric, Summary>, Vec<String>) {
+/// Summary statistics of every metric over the timed runs, and the warnings a reader should see: one per kind of
+/// problem, naming the metrics it affects (not one per metric).
+pub fn summarize_runs(runs: &[RunSample], cv_threshold: f64) -> (BTreeMap<Metric, Summary>, Vec<Warning>) {
     let mut summary = BTreeMap::new();
     let (mut noisy, mut outliers, mut too_few) = (Vec::new(), Vec::new(), None);
     for metric in Metric::ALL {
@@ -149,29 +146,20 @@ pub fn summarize_runs(runs: &[RunSample], cv_threshold: f64) -> (BTreeMap<Metric
         if metric != Metric::PeakRssDeltaBytes {
             for w in warnings(&s, cv_threshold) {
                 match w {
-                    StatWarning::HighVariation { cv, .. } => {
-                        noisy.push(format!("{} {:.1}%", metric.label(), cv * 100.0))
-                    }
-                    StatWarning::Outliers { count, n } => outliers.push(format!("{} {count}/{n}", metric.label())),
-                    w @ StatWarning::TooFewSamples { .. } => too_few = Some(w.to_string()),
+                    StatWarning::HighVariation { cv, .. } => noisy.push((metric, cv)),
+                    StatWarning::Outliers { count, n } => outliers.push((metric, count, n)),
+                    StatWarning::TooFewSamples { n } => too_few = Some(Warning::TooFewSamples { n }),
                 }
             }
         }
         summary.insert(metric, s);
     }
-    let mut notes: Vec<String> = too_few.into_iter().collect();
+    let mut notes: Vec<Warning> = too_few.into_iter().collect();
     if !noisy.is_empty() {
-        notes.push(format!(
-            "run-to-run variation above {:.0}% (CV): {}; close other programs, pin the CPU governor, or raise --runs",
-            cv_threshold * 100.0,
-            noisy.join(", ")
-        ));
+        notes.push(Warning::high_variation(cv_threshold, &noisy));
     }
     if !outliers.is_empty() {
-        notes.push(format!(
-            "outlying runs (modified z-score > 3.5): {}; something else was probably using the machine",
-            outliers.join(", ")
-        ));
+        notes.push(Warning::Outliers { metrics: outliers });
     }
     (summary, notes)
 }
@@ -275,7 +263,7 @@ mod tests {
             rss_start_bytes: 0,
             rss_peak_bytes: 0,
             peak_rss_delta_bytes: 0,
-            peak_method: crate::memory::PeakMethod::LinuxHighWaterMark,
+            peak_method: tokbench_record::results::PeakMethod::LinuxHighWaterMark,
             token_times_s: vec![],
             tokens: vec![],
             server: None,
@@ -285,9 +273,14 @@ mod tests {
         let (summary, notes) = summarize_runs(&runs, 0.10);
         assert_eq!(summary[&Metric::TtftS].n, 5);
         assert_eq!(notes.len(), 2, "{notes:?}");
-        assert!(notes[0].starts_with("run-to-run variation above 10% (CV): TTFT"), "{notes:?}");
-        assert!(notes[1].contains("TTFT 1/5"), "{notes:?}");
+        assert!(
+            matches!(&notes[0], Warning::HighVariation { threshold_pct, metrics }
+                if *threshold_pct == 10.0 && metrics[0].0 == Metric::TtftS),
+            "{notes:?}"
+        );
+        assert_eq!(notes[1], Warning::Outliers { metrics: vec![(Metric::TtftS, 1, 5)] });
+        assert!(notes[0].to_string().starts_with("run-to-run variation above 10% (CV): TTFT"), "{}", notes[0]);
         let (_, notes) = summarize_runs(&runs[..2], 0.10);
-        assert!(notes[0].contains("2"), "too few samples said once: {notes:?}");
+        assert_eq!(notes[0], Warning::TooFewSamples { n: 2 }, "too few samples said once");
     }
 }

@@ -21,6 +21,5 @@ pub mod memory;
 pub mod metrics;
 pub mod prompts;
 pub mod quality;
-pub mod schema;
 pub mod stats;
 pub mod sweep;

@@ -1,59 +1,23 @@
-//! Which machine a result came from, and the stable *machine class* that baselines are keyed by.
-use serde::{Deserialize, Serialize};
+//! This machine: its description for the record (cores, memory, OS; the class key baselines are keyed by, defined in
+//! `tokbench_record::machine`) and the default thread count.
 use sysinfo::{CpuRefreshKind, MemoryRefreshKind, RefreshKind, System};
+use tokbench_record::machine::{class_key, Machine};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Machine {
-    /// CPU or chip name as the OS reports it, e.g. `Apple M2 Pro` or `AMD EPYC`.
-    pub cpu: String,
-    pub physical_cores: usize,
-    pub logical_cores: usize,
-    pub memory_bytes: u64,
-    pub os: String,
-    pub os_version: String,
-    pub arch: String,
-    /// Stable key for baselines: built only from things that do not drift between boots (see [`class_key`]).
-    pub class_key: String,
-}
-
-impl Machine {
-    pub fn detect() -> Machine {
-        let sys = System::new_with_specifics(
-            RefreshKind::nothing()
-                .with_cpu(CpuRefreshKind::nothing())
-                .with_memory(MemoryRefreshKind::nothing().with_ram()),
-        );
-        let cpu = sys.cpus().first().map(|c| c.brand().trim().to_string()).filter(|b| !b.is_empty());
-        let cpu = cpu.unwrap_or_else(|| "unknown-cpu".to_string());
-        let logical_cores = sys.cpus().len().max(1);
-        let physical_cores = System::physical_core_count().unwrap_or(logical_cores).max(1);
-        let memory_bytes = sys.total_memory();
-        let os = System::name().unwrap_or_else(|| std::env::consts::OS.to_string());
-        let os_version = System::os_version().unwrap_or_default();
-        let arch = std::env::consts::ARCH.to_string();
-        let class_key = class_key(&cpu, physical_cores, memory_bytes, std::env::consts::OS, &arch);
-        Machine { cpu, physical_cores, logical_cores, memory_bytes, os, os_version, arch, class_key }
-    }
-}
-
-/// `amd-epyc-2c-23g-linux-x86_64`, `apple-m2-pro-10c-32g-macos-aarch64`: chip, physical cores, memory rounded to whole
-/// GiB (the reported total moves by a few MiB between boots and kernel versions), OS family and architecture.
-/// The OS *version* is left out on purpose: a point release should not orphan every baseline.
-pub fn class_key(cpu: &str, physical_cores: usize, memory_bytes: u64, os_family: &str, arch: &str) -> String {
-    let gib = (memory_bytes as f64 / (1u64 << 30) as f64).round() as u64;
-    format!("{}-{physical_cores}c-{gib}g-{}-{}", slug(cpu), slug(os_family), slug(arch))
-}
-
-fn slug(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c.is_ascii_alphanumeric() || c == '_' {
-            out.push(c.to_ascii_lowercase());
-        } else if !out.ends_with('-') && !out.is_empty() {
-            out.push('-');
-        }
-    }
-    out.trim_end_matches('-').to_string()
+/// This machine, as the OS describes it.
+pub fn detect() -> Machine {
+    let sys = System::new_with_specifics(
+        RefreshKind::nothing().with_cpu(CpuRefreshKind::nothing()).with_memory(MemoryRefreshKind::nothing().with_ram()),
+    );
+    let cpu = sys.cpus().first().map(|c| c.brand().trim().to_string()).filter(|b| !b.is_empty());
+    let cpu = cpu.unwrap_or_else(|| "unknown-cpu".to_string());
+    let logical_cores = sys.cpus().len().max(1);
+    let physical_cores = System::physical_core_count().unwrap_or(logical_cores).max(1);
+    let memory_bytes = sys.total_memory();
+    let os = System::name().unwrap_or_else(|| std::env::consts::OS.to_string());
+    let os_version = System::os_version().unwrap_or_default();
+    let arch = std::env::consts::ARCH.to_string();
+    let class_key = class_key(&cpu, physical_cores, memory_bytes, std::env::consts::OS, &arch);
+    Machine { cpu, physical_cores, logical_cores, memory_bytes, os, os_version, arch, class_key }
 }
 
 /// Threads to use when the user says nothing: physical cores, as llama.cpp and llama-bench default to.
@@ -66,21 +30,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn class_key_is_stable_under_small_memory_drift_and_readable() {
-        let a = class_key("Apple M2 Pro", 10, 32 * (1 << 30) - 3 * (1 << 20), "macos", "aarch64");
-        let b = class_key("Apple M2 Pro", 10, 32 * (1 << 30) + 5 * (1 << 20), "macos", "aarch64");
-        assert_eq!(a, "apple-m2-pro-10c-32g-macos-aarch64");
-        assert_eq!(a, b);
-        assert_ne!(a, class_key("Apple M2 Pro", 12, 32 << 30, "macos", "aarch64"));
-        assert_eq!(
-            class_key("  Intel(R) Core(TM) i7 ", 4, 16 << 30, "linux", "x86_64"),
-            "intel-r-core-tm-i7-4c-16g-linux-x86_64"
-        );
-    }
-
-    #[test]
     fn detect_reports_this_machine() {
-        let m = Machine::detect();
+        let m = detect();
         assert!(m.physical_cores >= 1 && m.logical_cores >= m.physical_cores);
         assert!(m.memory_bytes > 0);
         assert!(m.class_key.contains(&format!("-{}c-", m.physical_cores)), "{}", m.class_key);

@@ -24,8 +24,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::schema::{EngineRunReport, ServerTimings};
 use crate::stats::percentile;
+use tokbench_record::results::{EngineRunReport, ServerTimings};
 
 /// The events of one generation, as offsets from the moment the engine started the request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -220,150 +220,6 @@ impl SpeedMetrics {
     }
 }
 
-/// Every metric tokbench summarises and compares, with its unit and which direction is better.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Metric {
-    TtftS,
-    PrefillTps,
-    DecodeTps,
-    E2eS,
-    ItlP50S,
-    ItlP90S,
-    ItlP99S,
-    PeakRssDeltaBytes,
-    /// Quality, one value per model and corpus (not per run): perplexity on the `[quality]` corpus.
-    Perplexity,
-    /// Quality: mean KL-divergence from the `[quality]` base.
-    MeanKld,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Better {
-    Lower,
-    Higher,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unit {
-    Seconds,
-    TokensPerSecond,
-    Bytes,
-    /// A plain number (perplexity, KL-divergence).
-    Number,
-}
-
-impl Metric {
-    /// The metrics every timed run has.
-    pub const ALL: [Metric; 8] = [
-        Metric::TtftS,
-        Metric::PrefillTps,
-        Metric::DecodeTps,
-        Metric::E2eS,
-        Metric::ItlP50S,
-        Metric::ItlP90S,
-        Metric::ItlP99S,
-        Metric::PeakRssDeltaBytes,
-    ];
-
-    /// Quality metrics: one deterministic value per benchmark (from its `quality` record), not a sample per run.
-    pub const QUALITY: [Metric; 2] = [Metric::Perplexity, Metric::MeanKld];
-
-    pub fn is_quality(self) -> bool {
-        Metric::QUALITY.contains(&self)
-    }
-
-    pub fn key(self) -> &'static str {
-        match self {
-            Metric::TtftS => "ttft_s",
-            Metric::PrefillTps => "prefill_tps",
-            Metric::DecodeTps => "decode_tps",
-            Metric::E2eS => "e2e_s",
-            Metric::ItlP50S => "itl_p50_s",
-            Metric::ItlP90S => "itl_p90_s",
-            Metric::ItlP99S => "itl_p99_s",
-            Metric::PeakRssDeltaBytes => "peak_rss_delta_bytes",
-            Metric::Perplexity => "perplexity",
-            Metric::MeanKld => "mean_kld",
-        }
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Metric::TtftS => "TTFT",
-            Metric::PrefillTps => "prefill t/s",
-            Metric::DecodeTps => "decode t/s",
-            Metric::E2eS => "end-to-end",
-            Metric::ItlP50S => "ITL p50",
-            Metric::ItlP90S => "ITL p90",
-            Metric::ItlP99S => "ITL p99",
-            Metric::PeakRssDeltaBytes => "peak RAM Δ",
-            Metric::Perplexity => "PPL",
-            Metric::MeanKld => "mean KLD",
-        }
-    }
-
-    pub fn unit(self) -> Unit {
-        match self {
-            Metric::PrefillTps | Metric::DecodeTps => Unit::TokensPerSecond,
-            Metric::PeakRssDeltaBytes => Unit::Bytes,
-            Metric::Perplexity | Metric::MeanKld => Unit::Number,
-            _ => Unit::Seconds,
-        }
-    }
-
-    pub fn better(self) -> Better {
-        match self.unit() {
-            Unit::TokensPerSecond => Better::Higher,
-            _ => Better::Lower,
-        }
-    }
-}
-
-/// Formats a value of a metric for people: ms for latencies, t/s, and binary units for bytes.
-pub fn format_value(unit: Unit, value: f64) -> String {
-    match unit {
-        Unit::Bytes => format_bytes(value),
-        _ => {
-            let (factor, suffix, decimals) = display_scale(unit, value);
-            format!("{:.*}{suffix}", decimals, value * factor)
-        }
-    }
-}
-
-/// `78.41 ms [72.82–86.19]`: a value and its interval, in the value's scale.
-pub fn format_with_interval(unit: Unit, value: f64, low: f64, high: f64) -> String {
-    if unit == Unit::Bytes {
-        return format!("{} [{}–{}]", format_bytes(value), format_bytes(low), format_bytes(high));
-    }
-    let (factor, suffix, d) = display_scale(unit, value);
-    format!("{:.*}{suffix} [{:.*}–{:.*}]", d, value * factor, d, low * factor, d, high * factor)
-}
-
-fn display_scale(unit: Unit, value: f64) -> (f64, &'static str, usize) {
-    match unit {
-        Unit::Seconds if value.abs() < 1.0 => (1e3, " ms", 2),
-        Unit::Seconds => (1.0, " s", 3),
-        Unit::TokensPerSecond => (1.0, "", 2),
-        Unit::Bytes => (1.0, " B", 0),
-        Unit::Number => (1.0, "", 4),
-    }
-}
-
-pub fn format_bytes(bytes: f64) -> String {
-    const KIB: f64 = 1024.0;
-    let abs = bytes.abs();
-    if abs >= KIB * KIB * KIB {
-        format!("{:.2} GiB", bytes / (KIB * KIB * KIB))
-    } else if abs >= KIB * KIB {
-        format!("{:.1} MiB", bytes / (KIB * KIB))
-    } else if abs >= KIB {
-        format!("{:.1} KiB", bytes / KIB)
-    } else {
-        format!("{bytes:.0} B")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,14 +283,5 @@ mod tests {
         let t = r.finish().unwrap();
         assert_eq!((t.prompt_tokens, t.tokens.clone()), (3, vec![7]));
         assert!(t.tokenized <= t.prefill_end && t.prefill_end <= t.token_times[0]);
-    }
-
-    #[test]
-    fn bytes_format_in_binary_units() {
-        assert_eq!(format_bytes(512.0), "512 B");
-        assert_eq!(format_bytes(1536.0), "1.5 KiB");
-        assert_eq!(format_bytes(200.0 * 1024.0 * 1024.0), "200.0 MiB");
-        assert_eq!(format_bytes(3.0 * 1024.0 * 1024.0 * 1024.0), "3.00 GiB");
-        assert_eq!(format_value(Unit::Seconds, 0.0123), "12.30 ms");
     }
 }

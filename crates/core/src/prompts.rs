@@ -6,7 +6,7 @@ use anyhow::{bail, ensure, Result};
 use sha2::{Digest, Sha256};
 
 use crate::backend::LoadedModel;
-use crate::schema::PromptInfo;
+use tokbench_record::setup::PromptInfo;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum PromptSpec {

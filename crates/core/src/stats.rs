@@ -7,26 +7,8 @@ use std::fmt;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
-
-/// What a set of repeated measurements of one metric looks like.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Summary {
-    pub n: usize,
-    pub mean: f64,
-    /// Sample standard deviation (n − 1 denominator); 0 when n == 1.
-    pub std: f64,
-    pub median: f64,
-    pub min: f64,
-    pub max: f64,
-    /// Coefficient of variation, std / |mean|; 0 when mean == 0.
-    pub cv: f64,
-    /// 95% percentile-bootstrap confidence interval of the mean.
-    pub ci95_low: f64,
-    pub ci95_high: f64,
-    /// Samples whose |modified z-score| exceeds 3.5 (see [`count_outliers`]).
-    pub outliers: usize,
-}
+use tokbench_record::summary::percentile_sorted;
+pub use tokbench_record::summary::{median, percentile, Summary};
 
 pub const BOOTSTRAP_RESAMPLES: usize = 10_000;
 /// "tokbench" in ASCII. Fixed so that a summary is a pure function of its samples.
@@ -79,45 +61,6 @@ pub fn sample_std(xs: &[f64]) -> f64 {
     let m = mean(xs);
     let ss: f64 = xs.iter().map(|x| (x - m) * (x - m)).sum();
     (ss / (xs.len() - 1) as f64).sqrt()
-}
-
-/// Median (the 50th percentile, averaging the two middle values for an even count); NaN for an empty slice.
-pub fn median(xs: &[f64]) -> f64 {
-    percentile(xs, 50.0)
-}
-
-/// Percentile with linear interpolation between closest ranks (numpy's default, "linear"), p in [0, 100]. Input need
-/// not be sorted. NaN for an empty slice.
-///
-/// # Panics
-/// If `p` is outside [0, 100] (or NaN): that is a caller bug, not a property of the data.
-pub fn percentile(xs: &[f64], p: f64) -> f64 {
-    let mut sorted = xs.to_vec();
-    sorted.sort_by(f64::total_cmp);
-    percentile_sorted(&sorted, p)
-}
-
-fn percentile_sorted(sorted: &[f64], p: f64) -> f64 {
-    assert!((0.0..=100.0).contains(&p), "percentile must be in [0, 100], got {p}");
-    let n = sorted.len();
-    if n == 0 {
-        return f64::NAN;
-    }
-    // Multiply before dividing so integer p gives an exact rank (90 * 9 / 100 = 8.1, not 0.9 * 9 = 8.100000000000001).
-    let rank = p * (n - 1) as f64 / 100.0;
-    let lo = rank.floor() as usize;
-    let hi = (lo + 1).min(n - 1);
-    let t = rank - lo as f64;
-    let (a, b) = (sorted[lo], sorted[hi]);
-    if t == 0.0 {
-        return a;
-    }
-    // numpy's lerp: interpolate from the nearer end, which keeps the result exact at the ends and monotonic.
-    if t < 0.5 {
-        a + (b - a) * t
-    } else {
-        b - (b - a) * (1.0 - t)
-    }
 }
 
 /// Percentile bootstrap: resample `xs` with replacement `resamples` times using ChaCha8Rng seeded with `seed`, apply
@@ -177,7 +120,7 @@ pub fn count_outliers(xs: &[f64]) -> usize {
 }
 
 /// A user-facing warning, as a type (like hyperfine's): the summary is too noisy to trust.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum StatWarning {
     HighVariation { cv: f64, threshold: f64 },
     Outliers { count: usize, n: usize },

@@ -10,23 +10,8 @@
 //!
 //! Percentiles are linear-interpolated (as everywhere in tokbench); with few requests p99 is close to the maximum.
 use anyhow::{ensure, Result};
-use serde::{Deserialize, Serialize};
 
-use crate::schema::PromptInfo;
-use crate::stats::percentile;
-
-/// One request of a concurrent batch, as the client saw it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RequestRecord {
-    /// Which stream sent it (0-based).
-    pub stream: usize,
-    /// When it was sent, seconds after the level started.
-    pub sent_s: f64,
-    pub ttft_s: f64,
-    pub e2e_s: f64,
-    pub prompt_tokens: usize,
-    pub generated_tokens: usize,
-}
+use tokbench_record::sweep::{ConcurrencyLevel, ConcurrencySweep, Percentiles, RequestRecord};
 
 /// What a backend hands back from [`crate::backend::LoadedModel::generate_concurrently`].
 #[derive(Debug, Clone, PartialEq)]
@@ -39,77 +24,26 @@ pub struct ConcurrentBatch {
     pub errors: Vec<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Percentiles {
-    pub p50: f64,
-    pub p90: f64,
-    pub p99: f64,
-    pub mean: f64,
-}
-
-impl Percentiles {
-    pub fn of(values: &[f64]) -> Option<Percentiles> {
-        (!values.is_empty()).then(|| Percentiles {
-            p50: percentile(values, 50.0),
-            p90: percentile(values, 90.0),
-            p99: percentile(values, 99.0),
-            mean: values.iter().sum::<f64>() / values.len() as f64,
-        })
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ConcurrencyLevel {
-    pub streams: usize,
-    /// Requests sent (completed + failed).
-    pub requests: usize,
-    pub completed: usize,
-    pub errors: usize,
-    /// The first few error messages, for the reader.
-    pub error_examples: Vec<String>,
-    pub wall_s: f64,
-    /// None when no request completed.
-    pub ttft_s: Option<Percentiles>,
-    pub e2e_s: Option<Percentiles>,
-    pub aggregate_tps: f64,
-    pub requests_per_s: f64,
-    /// Every completed request, for re-analysis.
-    pub records: Vec<RequestRecord>,
-}
-
-impl ConcurrencyLevel {
-    pub fn from_batch(batch: ConcurrentBatch) -> Result<ConcurrencyLevel> {
-        ensure!(batch.wall_s > 0.0 || batch.completed.is_empty(), "a concurrent batch took no time");
-        let ttft: Vec<f64> = batch.completed.iter().map(|r| r.ttft_s).collect();
-        let e2e: Vec<f64> = batch.completed.iter().map(|r| r.e2e_s).collect();
-        let tokens: usize = batch.completed.iter().map(|r| r.generated_tokens).sum();
-        let per_s = |x: f64| if batch.wall_s > 0.0 { x / batch.wall_s } else { 0.0 };
-        Ok(ConcurrencyLevel {
-            streams: batch.streams,
-            requests: batch.completed.len() + batch.errors.len(),
-            completed: batch.completed.len(),
-            errors: batch.errors.len(),
-            error_examples: batch.errors.iter().take(3).cloned().collect(),
-            wall_s: batch.wall_s,
-            ttft_s: Percentiles::of(&ttft),
-            e2e_s: Percentiles::of(&e2e),
-            aggregate_tps: per_s(tokens as f64),
-            requests_per_s: per_s(batch.completed.len() as f64),
-            records: batch.completed,
-        })
-    }
-}
-
-/// One server × model × prompt, swept over concurrency levels.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ConcurrencySweep {
-    /// The benchmark id of the single-stream benchmark of the same server, model and prompt.
-    pub id: String,
-    pub backend: String,
-    pub model: String,
-    pub prompt: PromptInfo,
-    pub requests_per_stream: usize,
-    pub levels: Vec<ConcurrencyLevel>,
+/// One level of a sweep, summarised from the batch a backend ran.
+pub fn summarize_level(batch: ConcurrentBatch) -> Result<ConcurrencyLevel> {
+    ensure!(batch.wall_s > 0.0 || batch.completed.is_empty(), "a concurrent batch took no time");
+    let ttft: Vec<f64> = batch.completed.iter().map(|r| r.ttft_s).collect();
+    let e2e: Vec<f64> = batch.completed.iter().map(|r| r.e2e_s).collect();
+    let tokens: usize = batch.completed.iter().map(|r| r.generated_tokens).sum();
+    let per_s = |x: f64| if batch.wall_s > 0.0 { x / batch.wall_s } else { 0.0 };
+    Ok(ConcurrencyLevel {
+        streams: batch.streams,
+        requests: batch.completed.len() + batch.errors.len(),
+        completed: batch.completed.len(),
+        errors: batch.errors.len(),
+        error_examples: batch.errors.iter().take(3).cloned().collect(),
+        wall_s: batch.wall_s,
+        ttft_s: Percentiles::of(&ttft),
+        e2e_s: Percentiles::of(&e2e),
+        aggregate_tps: per_s(tokens as f64),
+        requests_per_s: per_s(batch.completed.len() as f64),
+        records: batch.completed,
+    })
 }
 
 /// The sweep as a markdown table, one row per level.
@@ -154,6 +88,8 @@ pub fn table(sweeps: &[ConcurrencySweep]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokbench_record::id::BenchmarkId;
+    use tokbench_record::setup::PromptInfo;
 
     fn rec(stream: usize, ttft: f64, e2e: f64, n: usize) -> RequestRecord {
         RequestRecord { stream, sent_s: 0.0, ttft_s: ttft, e2e_s: e2e, prompt_tokens: 10, generated_tokens: n }
@@ -167,7 +103,7 @@ mod tests {
             completed: vec![rec(0, 0.1, 1.0, 10), rec(1, 0.3, 1.0, 10), rec(0, 0.2, 1.0, 10)],
             errors: vec!["HTTP 500".into()],
         };
-        let l = ConcurrencyLevel::from_batch(batch).unwrap();
+        let l = summarize_level(batch).unwrap();
         assert_eq!((l.requests, l.completed, l.errors), (4, 3, 1));
         let t = l.ttft_s.unwrap();
         assert!((t.p50 - 0.2).abs() < 1e-12 && (t.p90 - 0.28).abs() < 1e-12, "{t:?}");
@@ -178,7 +114,7 @@ mod tests {
 
     #[test]
     fn a_level_where_everything_failed_has_no_percentiles() {
-        let l = ConcurrencyLevel::from_batch(ConcurrentBatch {
+        let l = summarize_level(ConcurrentBatch {
             streams: 1,
             wall_s: 0.5,
             completed: vec![],
@@ -187,7 +123,7 @@ mod tests {
         .unwrap();
         assert_eq!((l.ttft_s, l.aggregate_tps, l.errors), (None, 0.0, 2));
         assert!(table(&[ConcurrencySweep {
-            id: "x".into(),
+            id: BenchmarkId::new("server", "m", "Q4_1", "p", 1),
             backend: "b".into(),
             model: "m".into(),
             prompt: PromptInfo { name: "p".into(), prompt_tokens: 1, gen_tokens: 1, text_sha256: String::new() },

@@ -11,7 +11,8 @@ use anyhow::Result;
 use tokbench_core::backend::LoadedModel;
 use tokbench_core::engine::measure_once;
 use tokbench_core::prompts::ResolvedPrompt;
-use tokbench_core::schema::{RunSample, Sampling};
+use tokbench_record::results::RunSample;
+use tokbench_record::setup::Sampling;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stream {

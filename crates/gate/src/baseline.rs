@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokbench_core::machine::Machine;
-use tokbench_core::schema::{write_json_atomic, BenchmarkResult, RunResults, SCHEMA_VERSION};
+use tokbench_record::id::BenchmarkId;
+use tokbench_record::machine::Machine;
+use tokbench_record::results::{write_json_atomic, BenchmarkResult, RunResults, SCHEMA_VERSION};
 
 pub const FORMAT: &str = "tokbench-baseline";
 /// Bump on any change an older reader would misread.
@@ -42,7 +43,7 @@ pub struct Provenance {
 pub struct BaselineSet {
     /// Where they were read from, for messages: a directory or `<ref>:<path>`.
     pub source: String,
-    pub by_id: BTreeMap<String, Baseline>,
+    pub by_id: BTreeMap<BenchmarkId, Baseline>,
 }
 
 /// A baseline directory must be a plain name: results files are input, and their class key becomes a path.
@@ -198,9 +199,9 @@ pub fn classes_in(root: &Path) -> Vec<String> {
 #[derive(Debug, Default, PartialEq)]
 pub struct BlessOutcome {
     pub dir: PathBuf,
-    pub written: Vec<String>,
-    pub kept: Vec<String>,
-    pub pruned: Vec<String>,
+    pub written: Vec<BenchmarkId>,
+    pub kept: Vec<BenchmarkId>,
+    pub pruned: Vec<BenchmarkId>,
 }
 
 /// Writes every benchmark of `results` as the baseline of its id under `root/<class>/`, each file atomically.
@@ -214,7 +215,7 @@ pub fn bless(results: &RunResults, root: &Path, prune: bool) -> Result<BlessOutc
     let mut out = BlessOutcome { dir: dir.clone(), ..Default::default() };
     for b in &results.benchmarks {
         ensure!(!b.runs.is_empty(), "benchmark {} has no runs to bless", b.id);
-        write_json_atomic(&dir.join(file_name(&b.id)), &Baseline::from_results(results, b))?;
+        write_json_atomic(&dir.join(file_name(&b.id.to_string())), &Baseline::from_results(results, b))?;
         out.written.push(b.id.clone());
     }
     for (id, _) in existing.by_id {
@@ -222,7 +223,7 @@ pub fn bless(results: &RunResults, root: &Path, prune: bool) -> Result<BlessOutc
             continue;
         }
         if prune {
-            let path = dir.join(file_name(&id));
+            let path = dir.join(file_name(&id.to_string()));
             std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
             out.pruned.push(id);
         } else {

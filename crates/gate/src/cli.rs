@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, ensure, Context, Result};
-use tokbench_core::schema::{BenchmarkResult, RunResults};
+use tokbench_record::id::BenchmarkId;
+use tokbench_record::results::{BenchmarkResult, RunResults};
 
 use crate::baseline::{self, check_class_key, BaselineSet};
 use crate::compare::{compare, GateReport, Outcome};
@@ -132,7 +133,7 @@ pub fn load_results(path: &Path) -> Result<Current> {
             other.machine.class_key
         );
     }
-    let mut by_id: BTreeMap<String, BenchmarkResult> = BTreeMap::new();
+    let mut by_id: BTreeMap<BenchmarkId, BenchmarkResult> = BTreeMap::new();
     let mut order = Vec::new();
     for r in &files {
         for b in &r.benchmarks {
@@ -205,7 +206,7 @@ fn history_for_report(
     root: &Path,
     rev: &str,
     class: &str,
-    metrics: &[tokbench_core::metrics::Metric],
+    metrics: &[tokbench_record::metric::Metric],
     limit: usize,
 ) -> Option<History> {
     match crate::git::history(&std::env::current_dir().ok()?, root, rev, class, metrics, limit) {
@@ -219,12 +220,13 @@ fn history_for_report(
 }
 
 #[cfg(not(feature = "git"))]
-fn history_for_report(_: &Path, _: &str, _: &str, _: &[tokbench_core::metrics::Metric], _: usize) -> Option<History> {
+fn history_for_report(_: &Path, _: &str, _: &str, _: &[tokbench_record::metric::Metric], _: usize) -> Option<History> {
     None
 }
 
 /// Re-runs `ids` and returns the fresh results.
-fn rerun(args: &CompareArgs, ids: &[String]) -> Result<Vec<BenchmarkResult>> {
+fn rerun(args: &CompareArgs, ids: &[BenchmarkId]) -> Result<Vec<BenchmarkResult>> {
+    let ids = ids.iter().map(ToString::to_string).collect::<Vec<_>>();
     let file = args.out.join("confirm-results.json");
     let mut cmd = match &args.confirm_runner {
         Some(p) => Command::new(p),
@@ -255,7 +257,7 @@ fn compare_inner(args: &CompareArgs) -> Result<(GateReport, String)> {
             ensure!(
                 absent.is_empty(),
                 "the --confirm re-run did not produce {}: check --confirm-arg",
-                absent.join(", ")
+                absent.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
             );
         } else {
             report.confirm = true;
@@ -263,7 +265,7 @@ fn compare_inner(args: &CompareArgs) -> Result<(GateReport, String)> {
     }
     let md = report::markdown::render(&report);
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
-    tokbench_core::schema::write_atomic(&args.out.join("gate.md"), md.as_bytes())?;
+    tokbench_record::results::write_atomic(&args.out.join("gate.md"), md.as_bytes())?;
     report::json::write(&report, &args.out.join("gate.json"))?;
     let history = if args.history_limit > 0 {
         history_for_report(
@@ -286,7 +288,7 @@ fn compare_inner(args: &CompareArgs) -> Result<(GateReport, String)> {
         },
         &config.metrics,
     )?;
-    tokbench_core::schema::write_atomic(&args.out.join("gate.html"), html.as_bytes())?;
+    tokbench_record::results::write_atomic(&args.out.join("gate.html"), html.as_bytes())?;
     if let Some(summary) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|s| !s.is_empty()) {
         use std::io::Write;
         let mut f =
@@ -375,7 +377,7 @@ pub fn run_history(args: &HistoryArgs) -> Exit {
             args.limit,
         )?;
         if let Some(p) = &args.json {
-            tokbench_core::schema::write_json_atomic(p, &h)?;
+            tokbench_record::results::write_json_atomic(p, &h)?;
         }
         Ok(h.render_text(&config.metrics))
     };

@@ -2,8 +2,9 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use tokbench_core::metrics::{Better, Metric};
-use tokbench_core::schema::BenchmarkResult;
+use tokbench_record::id::BenchmarkId;
+use tokbench_record::metric::{Better, Metric};
+use tokbench_record::results::BenchmarkResult;
 
 use crate::baseline::BaselineSet;
 use crate::config::GateConfig;
@@ -38,7 +39,7 @@ pub struct GateReport {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BenchmarkComparison {
-    pub id: String,
+    pub id: BenchmarkId,
     pub model: String,
     pub prompt: String,
     /// The worst metric verdict (regressed > inconclusive > improved > unchanged), or new / missing.
@@ -204,7 +205,7 @@ pub fn compare(
 
 impl GateReport {
     /// Ids of benchmarks with a regressed metric: what `--confirm` re-runs.
-    pub fn suspects(&self) -> Vec<String> {
+    pub fn suspects(&self) -> Vec<BenchmarkId> {
         self.benchmarks
             .iter()
             .filter(|b| b.metrics.iter().any(|m| m.verdict == Verdict::Regressed))
@@ -215,7 +216,7 @@ impl GateReport {
     /// Re-judges each regressed metric on fresh samples against the same baseline. It stays regressed only when the
     /// fresh samples are judged regressed too; otherwise it takes the fresh judgement's verdict. Metrics that were
     /// not regressed keep their verdict. Returns the suspects that `fresh` lacks.
-    pub fn apply_confirmation(&mut self, fresh: &[BenchmarkResult], config: &GateConfig) -> Vec<String> {
+    pub fn apply_confirmation(&mut self, fresh: &[BenchmarkResult], config: &GateConfig) -> Vec<BenchmarkId> {
         self.confirm = true;
         let mut absent = Vec::new();
         for b in &mut self.benchmarks {
@@ -254,7 +255,7 @@ impl GateReport {
     }
 
     /// `(benchmark id, metric label)` of every regressed metric.
-    pub fn regressions(&self) -> Vec<(String, String)> {
+    pub fn regressions(&self) -> Vec<(BenchmarkId, String)> {
         self.benchmarks
             .iter()
             .flat_map(|b| b.metrics.iter().map(move |m| (b, m)))

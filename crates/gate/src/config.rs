@@ -15,7 +15,7 @@ use std::path::Path;
 
 use anyhow::{ensure, Context, Result};
 use serde::Deserialize;
-use tokbench_core::metrics::Metric;
+use tokbench_record::metric::Metric;
 
 use crate::rule::Threshold;
 

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
 use git2::{ObjectType, Oid, Repository, Sort, Tree};
-use tokbench_core::metrics::Metric;
+use tokbench_record::metric::Metric;
 
 use crate::baseline::BaselineSet;
 use crate::history::{History, HistoryPoint};
@@ -138,7 +138,7 @@ pub fn history(dir: &Path, root: &Path, rev: &str, class: &str, metrics: &[Metri
 mod tests {
     use super::*;
     use crate::baseline::bless;
-    use tokbench_core::schema::RunResults;
+    use tokbench_record::results::RunResults;
 
     fn commit_all(repo: &Repository, message: &str) {
         let mut index = repo.index().unwrap();

@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use serde::{Deserialize, Serialize};
-use tokbench_core::metrics::{format_value, Metric};
-use tokbench_core::stats::median;
+use tokbench_record::id::BenchmarkId;
+use tokbench_record::metric::{format_value, Metric};
+use tokbench_record::summary::median;
 
 use crate::baseline::BaselineSet;
 
@@ -23,13 +24,13 @@ pub struct HistoryPoint {
     pub date: String,
     pub subject: String,
     /// Median of each benchmark × metric in the baselines as of this commit.
-    pub medians: BTreeMap<String, BTreeMap<Metric, f64>>,
+    pub medians: BTreeMap<BenchmarkId, BTreeMap<Metric, f64>>,
 }
 
 /// One benchmark × metric across the history: `(point index, median)`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Series {
-    pub id: String,
+    pub id: BenchmarkId,
     pub metric: Metric,
     pub values: Vec<(usize, f64)>,
 }
@@ -53,7 +54,7 @@ impl HistoryPoint {
 
 impl History {
     pub fn series(&self, metrics: &[Metric]) -> Vec<Series> {
-        let mut by_key: BTreeMap<(String, usize), Series> = BTreeMap::new();
+        let mut by_key: BTreeMap<(BenchmarkId, usize), Series> = BTreeMap::new();
         for (i, p) in self.points.iter().enumerate() {
             for (id, per) in &p.medians {
                 for (mi, &m) in metrics.iter().enumerate() {
@@ -90,7 +91,7 @@ impl History {
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {} |",
-                crate::report::markdown::escape(&s.id),
+                crate::report::markdown::escape(&s.id.to_string()),
                 s.metric.label(),
                 vals.join(" → "),
                 change

@@ -20,7 +20,7 @@
 //! interval is distribution-free. Drift between sessions (a busier machine) is not independent noise; that is what
 //! `--confirm` (a fresh session) is for.
 use serde::{Deserialize, Serialize};
-use tokbench_core::metrics::Better;
+use tokbench_record::metric::Better;
 
 /// What a comparison concluded about one metric of one benchmark.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -110,8 +110,8 @@ pub struct Judgement {
 
 /// Judges `current` against `baseline` for a metric where `better` is the good direction.
 pub fn judge(baseline: &[f64], current: &[f64], better: Better, threshold: Threshold, alpha: f64) -> Judgement {
-    let base_med = tokbench_core::stats::median(baseline);
-    let cur_med = tokbench_core::stats::median(current);
+    let base_med = tokbench_record::summary::median(baseline);
+    let cur_med = tokbench_record::summary::median(current);
     let positive = baseline.iter().chain(current).all(|&v| v > 0.0);
     let scale = if positive { Scale::Ratio } else { Scale::Difference };
     let map = |v: f64| if scale == Scale::Ratio { v.ln() } else { v };
@@ -123,7 +123,7 @@ pub fn judge(baseline: &[f64], current: &[f64], better: Better, threshold: Thres
         }
     }
     diffs.sort_by(f64::total_cmp);
-    let est = tokbench_core::stats::median(&diffs);
+    let est = tokbench_record::summary::median(&diffs);
     let k = mann_whitney_k(baseline.len(), current.len(), alpha);
     let (lo, hi, confidence) = match k {
         Some((k, coverage)) => (diffs[k - 1], diffs[diffs.len() - k], coverage),

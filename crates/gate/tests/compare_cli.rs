@@ -28,8 +28,8 @@ fn bless_then_compare_unchanged_passes_and_a_slowdown_fails_naming_it() {
     let cur = write(&slow, &dir.path().join("slow.json"));
     let e = compare(dir.path(), &cur, &[]);
     assert_eq!(e.code, 1, "{}", e.message);
-    assert!(e.message.contains("regressed: ") && e.message.contains("/b001 decode t/s"), "{}", e.message);
-    assert!(!e.message.contains("/b000 decode"), "{}", e.message);
+    assert!(e.message.contains("regressed: ") && e.message.contains("-b001/t2 decode t/s"), "{}", e.message);
+    assert!(!e.message.contains("-b000/t2 decode"), "{}", e.message);
     let r = e.report.unwrap();
     assert_eq!(r.regressions().len(), 1);
     // All three reports are written.
@@ -45,23 +45,23 @@ fn bless_then_compare_unchanged_passes_and_a_slowdown_fails_naming_it() {
 fn new_and_missing_benchmarks_do_not_fail_and_bless_keeps_or_prunes() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("baselines");
-    let ab = write(&many(2, |i| Some(["x/a", "x/b"][i].into())), &dir.path().join("ab.json"));
+    let ab = write(&many(2, |i| Some(short_id(["a", "b"][i]))), &dir.path().join("ab.json"));
     assert_eq!(bless(&ab, &root, false).code, 0);
-    let bc = write(&many(2, |i| Some(["x/b", "x/c"][i].into())), &dir.path().join("bc.json"));
+    let bc = write(&many(2, |i| Some(short_id(["b", "c"][i]))), &dir.path().join("bc.json"));
     let e = compare(dir.path(), &bc, &[]);
     assert_eq!(e.code, 0, "{}", e.message);
     let r = e.report.unwrap();
-    let verdict = |id: &str| r.benchmarks.iter().find(|b| b.id == id).unwrap().verdict;
-    assert_eq!((verdict("x/a"), verdict("x/b"), verdict("x/c")), (Verdict::Missing, Verdict::Unchanged, Verdict::New));
+    let verdict = |id: &str| r.benchmarks.iter().find(|b| b.id == short_id(id)).unwrap().verdict;
+    assert_eq!((verdict("a"), verdict("b"), verdict("c")), (Verdict::Missing, Verdict::Unchanged, Verdict::New));
 
     // Blessing b, c keeps a unless --prune.
     let e = bless(&bc, &root, false);
     assert!(e.message.contains("kept 1"), "{}", e.message);
     let class_dir = root.join(real().machine.class_key);
-    assert!(class_dir.join("x+a.json").is_file());
+    assert!(class_dir.join("x+m+q+a+t1.json").is_file());
     let e = bless(&bc, &root, true);
-    assert!(e.message.contains("pruned x/a"), "{}", e.message);
-    assert!(!class_dir.join("x+a.json").exists() && class_dir.join("x+c.json").is_file());
+    assert!(e.message.contains("pruned x/m/q/a/t1"), "{}", e.message);
+    assert!(!class_dir.join("x+m+q+a+t1.json").exists() && class_dir.join("x+m+q+c+t1.json").is_file());
 }
 
 #[test]
@@ -139,7 +139,7 @@ fn a_hundred_benchmarks_compare_in_under_a_second() {
     assert_eq!(e.code, 1, "{}", e.message);
     assert_eq!(
         e.report.unwrap().regressions(),
-        vec![(format!("{}/b042", real().benchmarks[0].id), "decode t/s".to_string())]
+        vec![(numbered(&real().benchmarks[0].id, 42), "decode t/s".to_string())]
     );
     // Debug builds are several times slower than `cargo xtask`'s; still well inside a second.
     assert!(took.as_secs_f64() < 1.0, "took {took:?}");
@@ -148,7 +148,7 @@ fn a_hundred_benchmarks_compare_in_under_a_second() {
 #[test]
 fn perplexity_and_kld_are_gated_deterministically() {
     // A real `[quality]` record (Q4_K_M rung on the fixture corpus) on every benchmark.
-    let quality: tokbench_core::quality::measure::QualityResult =
+    let quality: tokbench_record::quality::QualityResult =
         serde_json::from_str(&std::fs::read_to_string(data("quality.json")).unwrap()).unwrap();
     let with_quality = |ppl_factor: f64, kld_add: f64| {
         let mut r = many(2, |_| None);
@@ -178,6 +178,19 @@ fn perplexity_and_kld_are_gated_deterministically() {
     let worse = write(&with_quality(1.01, quality.kld.as_ref().unwrap().summary.mean_kld), &dir.path().join("w.json"));
     let e = compare(dir.path(), &worse, &[]);
     assert_eq!(e.code, 1, "{}", e.message);
-    assert!(e.message.contains("/b000 PPL") && e.message.contains("/b001 mean KLD"), "{}", e.message);
+    assert!(e.message.contains("-b000/t2 PPL") && e.message.contains("-b001/t2 mean KLD"), "{}", e.message);
     assert_eq!(rows(&e, "PPL"), vec![Verdict::Regressed; 2]);
+}
+
+/// Every committed baseline still reads with this version of the record (ids, warnings and all): a change to the
+/// record that would orphan them fails here, not in a pull request's gate.
+#[test]
+fn the_committed_baselines_load() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../baselines");
+    for class in tokbench_gate::baseline::classes_in(&root) {
+        let set = tokbench_gate::baseline::BaselineSet::load_dir(&root.join(&class)).unwrap();
+        assert!(!set.by_id.is_empty(), "{class}");
+        let warned = set.by_id.values().filter(|b| !b.benchmark.warnings.is_empty()).count();
+        eprintln!("{class}: {} baselines, {warned} with warnings", set.by_id.len());
+    }
 }

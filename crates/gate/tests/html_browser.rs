@@ -137,8 +137,8 @@ impl Drop for Driver {
 }
 
 fn report(dir: &Path) -> PathBuf {
-    let evil = "x/<script>alert(1)</script>";
-    let mut base = many(4, |i| (i == 3).then(|| evil.to_string()));
+    let evil = short_id("<script>alert(1)</script>");
+    let mut base = many(4, |i| (i == 3).then(|| evil.clone()));
     base.benchmarks[2].model.name = "<img src=x onerror=alert(2)>".into();
     let base_file = write(&base, &dir.join("base.json"));
     assert_eq!(bless(&base_file, &dir.join("baselines"), false).code, 0);
@@ -185,7 +185,7 @@ fn report_renders_sorts_and_keeps_hostile_names_as_text() {
     assert_eq!(d.script("return document.scripts.length;"), json!(1));
     assert_eq!(d.script("return document.querySelectorAll('img').length;"), json!(0));
     let texts = d.script("return Array.from(document.querySelectorAll('td.id')).map(td => td.textContent);");
-    assert!(texts.as_array().unwrap().iter().any(|t| t == "x/<script>alert(1)</script>"), "{texts}");
+    assert!(texts.as_array().unwrap().iter().any(|t| t == "x/m/q/<script>alert(1)<_script>/t1"), "{texts}");
     let titles = d.script("return Array.from(document.querySelectorAll('td.id')).map(td => td.title).join(' ');");
     assert!(titles.as_str().unwrap().contains("<img src=x onerror=alert(2)>"), "{titles}");
     let alert = d.try_call("GET", &d.s("/alert/text"), None);
@@ -217,7 +217,7 @@ fn report_renders_sorts_and_keeps_hostile_names_as_text() {
 #[test]
 fn the_pareto_chart_renders_when_results_carry_perplexity() {
     let dir = tempfile::tempdir().unwrap();
-    let quality: tokbench_core::quality::measure::QualityResult =
+    let quality: tokbench_record::quality::QualityResult =
         serde_json::from_str(&std::fs::read_to_string(data("quality.json")).unwrap()).unwrap();
     // Three configurations: m0 best PPL; m1 as fast as m0 but worse (dominated by m0); m2 worst PPL but fastest.
     let mut base = many(3, |_| None);
@@ -228,8 +228,15 @@ fn the_pareto_chart_renders_when_results_carry_perplexity() {
         b.model.name = format!("m{i}<b>bold</b>");
     }
     scale_decode(&mut base.benchmarks[2], 1.5);
-    base.benchmarks[2].summary.get_mut(&tokbench_core::metrics::Metric::DecodeTps).unwrap().median *= 1.5;
-    tokbench_core::quality::pareto::mark_run(&mut base).unwrap();
+    base.benchmarks[2].summary.get_mut(&tokbench_record::metric::Metric::DecodeTps).unwrap().median *= 1.5;
+    // The frontier as tokbench run marks it (`tokbench_core::quality::pareto`): m1 is dominated by m0, m0 and m2
+    // are optimal.
+    use tokbench_record::quality::{ParetoMarks, ParetoVerdict};
+    let m0 = format!("{}/{}", base.benchmarks[0].engine.backend, base.benchmarks[0].model.name);
+    for (i, b) in base.benchmarks.iter_mut().enumerate() {
+        let verdict = if i == 1 { ParetoVerdict::Dominated { by: m0.clone() } } else { ParetoVerdict::Optimal };
+        b.pareto = Some(ParetoMarks { decode_vs_ppl: verdict.clone(), ttft_vs_ppl: verdict });
+    }
     let file = write(&base, &dir.path().join("base.json"));
     assert_eq!(bless(&file, &dir.path().join("baselines"), false).code, 0);
     let e = compare(dir.path(), &file, &[]);

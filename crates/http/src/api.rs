@@ -10,7 +10,8 @@
 //! prompt in its KV cache, and every repeated run would skip its prefill. Servers ignore fields they do not know.
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
-use tokbench_core::schema::{Sampling, ServerTimings};
+use tokbench_record::results::ServerTimings;
+use tokbench_record::setup::Sampling;
 
 use crate::stream::{clip, Framing};
 
@@ -25,10 +26,12 @@ impl std::str::FromStr for Api {
     type Err = anyhow::Error;
     fn from_str(s: &str) -> Result<Api> {
         match s {
-            "completions" | "openai" => Ok(Api::Completions),
-            "chat" | "openai-chat" => Ok(Api::Chat),
+            "completions" => Ok(Api::Completions),
+            "chat" => Ok(Api::Chat),
             "ollama" => Ok(Api::Ollama),
-            other => bail!("unknown server API {other:?}: use completions, chat or ollama"),
+            other => {
+                bail!("unknown server API {other:?}: use one of {}", tokbench_core::config::SERVER_APIS.join(", "))
+            }
         }
     }
 }
@@ -243,6 +246,6 @@ mod tests {
         assert!(e.contains("garbled event stream") && e.contains("not JSON"), "{e}");
         let e = Api::Completions.parse_chunk(r#"{"hello":"world"}"#).unwrap_err().to_string();
         assert!(e.contains("no choices"), "{e}");
-        assert!("vllm".parse::<Api>().unwrap_err().to_string().contains("completions, chat or ollama"));
+        assert!("vllm".parse::<Api>().unwrap_err().to_string().contains("use one of completions, chat, ollama"));
     }
 }

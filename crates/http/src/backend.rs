@@ -20,8 +20,9 @@ use serde_json::{json, Value};
 use tokbench_core::backend::{Backend, GenerationRequest, LoadOptions, LoadedModel, ModelDetails};
 use tokbench_core::config::ServerConfig;
 use tokbench_core::metrics::{TraceRecorder, UNKNOWN_TOKEN};
-use tokbench_core::schema::{EngineInfo, ServerEndpoint};
-use tokbench_core::sweep::{ConcurrentBatch, RequestRecord};
+use tokbench_core::sweep::ConcurrentBatch;
+use tokbench_record::setup::{EngineInfo, ServerEndpoint};
+use tokbench_record::sweep::RequestRecord;
 
 use crate::api::Api;
 use crate::client::{Client, Streamed, Timeouts};
@@ -260,7 +261,7 @@ impl LoadedModel for HttpModel {
             return Ok(self.tokenize(text)?.len());
         }
         // Chat templates and servers without a tokenizer endpoint: ask for one token and read the server's count.
-        let s = self.client.stream(text, 1, tokbench_core::schema::Sampling::GREEDY)?;
+        let s = self.client.stream(text, 1, tokbench_record::setup::Sampling::GREEDY)?;
         s.usage.and_then(|u| u.prompt_tokens).map(|n| n as usize).ok_or_else(|| {
             anyhow!(
                 "server {:?} reports no prompt token count (`usage.prompt_tokens`), so prompts cannot be sized",

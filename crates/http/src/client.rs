@@ -4,7 +4,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
 use serde_json::Value;
-use tokbench_core::schema::{Sampling, ServerTimings};
+use tokbench_record::results::ServerTimings;
+use tokbench_record::setup::Sampling;
 
 use crate::api::{Api, Usage};
 use crate::stream::{clip, deadline, EventStream, Payload};

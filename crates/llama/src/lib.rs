@@ -22,7 +22,7 @@ use tokbench_core::backend::{
     Backend, GenerationRequest, LoadOptions, LoadedModel, LogitsAt, ModelDetails, ScoringRequest,
 };
 use tokbench_core::metrics::TraceRecorder;
-use tokbench_core::schema::{EngineInfo, FlashAttn, Sampling};
+use tokbench_record::setup::{EngineInfo, FlashAttn, Sampling};
 
 /// Version of the sys crate that vendors llama.cpp; llama.cpp's own build number is not available from a crate
 /// build (its CMake reads it from git), so the crate version and ggml's version identify the engine.
@@ -328,7 +328,10 @@ impl Vocabulary {
         ensure!(path.is_file(), "model file {} does not exist", path.display());
         let params = LlamaModelParams::default().with_vocab_only(true);
         let model = LlamaModel::load_from_file(global_backend()?, path, &params).map_err(|e| {
-            anyhow!("llama.cpp could not read the vocabulary of {} ({e}); set TOKBENCH_LLAMA_LOG=1 for why", path.display())
+            anyhow!(
+                "llama.cpp could not read the vocabulary of {} ({e}); set TOKBENCH_LLAMA_LOG=1 for why",
+                path.display()
+            )
         })?;
         Ok(Vocabulary { model })
     }

@@ -18,9 +18,12 @@ use anyhow::{anyhow, bail, ensure, Result};
 use mlx_rs::ops::indexing::{argmax_axis, IndexOp};
 use mlx_rs::transforms::{async_eval, eval};
 use mlx_rs::{Array, Dtype};
-use tokbench_core::backend::{Backend, GenerationRequest, LoadOptions, LoadedModel, LogitsAt, ModelDetails, ScoringRequest};
+use tokbench_core::backend::{
+    Backend, GenerationRequest, LoadOptions, LoadedModel, LogitsAt, ModelDetails, ScoringRequest,
+};
 use tokbench_core::metrics::TraceRecorder;
-use tokbench_core::schema::{EngineInfo, EngineRunReport, Sampling};
+use tokbench_record::results::EngineRunReport;
+use tokbench_record::setup::{EngineInfo, Sampling};
 
 use crate::llama::{KvCache, LlamaModel};
 use crate::tokenizer::Tokenizer;
@@ -273,4 +276,3 @@ impl LoadedModel for MlxLoaded {
         Ok(())
     }
 }
-

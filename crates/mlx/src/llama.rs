@@ -197,7 +197,8 @@ impl LlamaModel {
         let config = &self.config;
         let mut h = self.embed.rows(tokens)?.as_dtype(self.dtype)?;
         for (layer, block) in self.blocks.iter().enumerate() {
-            let attn = block.attn.forward(&rms_norm(&h, Some(&block.attn_norm), config.rms_eps)?, cache, layer, config)?;
+            let attn =
+                block.attn.forward(&rms_norm(&h, Some(&block.attn_norm), config.rms_eps)?, cache, layer, config)?;
             h = h.add(attn)?;
             let mlp = block.mlp.forward(&rms_norm(&h, Some(&block.ffn_norm), config.rms_eps)?)?;
             h = h.add(mlp)?;

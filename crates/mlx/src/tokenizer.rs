@@ -25,10 +25,13 @@ impl Tokenizer {
         let mut end_of_generation = Vec::new();
         for name in ["config.json", "generation_config.json"] {
             let Ok(text) = std::fs::read_to_string(dir.join(name)) else { continue };
-            let json: Value = serde_json::from_str(&text).with_context(|| format!("{} is not JSON", dir.join(name).display()))?;
+            let json: Value =
+                serde_json::from_str(&text).with_context(|| format!("{} is not JSON", dir.join(name).display()))?;
             match json.get("eos_token_id") {
                 Some(Value::Number(n)) => end_of_generation.extend(n.as_u64().map(|v| v as u32)),
-                Some(Value::Array(ids)) => end_of_generation.extend(ids.iter().filter_map(|v| v.as_u64()).map(|v| v as u32)),
+                Some(Value::Array(ids)) => {
+                    end_of_generation.extend(ids.iter().filter_map(|v| v.as_u64()).map(|v| v as u32))
+                }
                 _ => {}
             }
         }

@@ -191,7 +191,10 @@ pub fn load_gguf(path: &Path, dense: DenseWeights, compute: Dtype) -> Result<Lla
     let n_heads = need("llama.attention.head_count")? as i32;
     let n_kv_heads = number("llama.attention.head_count_kv")?.map_or(n_heads, |v| v as i32);
     let head_dim = number("llama.rope.dimension_count")?.map_or(hidden / n_heads, |v| v as i32);
-    ensure!(head_dim * n_heads == hidden, "{source}: partial RoPE (rope.dimension_count {head_dim}) is not implemented");
+    ensure!(
+        head_dim * n_heads == hidden,
+        "{source}: partial RoPE (rope.dimension_count {head_dim}) is not implemented"
+    );
     ensure!(
         number("llama.rope.scaling.factor")?.is_none_or(|f| f == 1.0)
             && string("llama.rope.scaling.type")?.is_none_or(|t| t == "none"),

@@ -11,8 +11,8 @@ use mlx_rs::io::{GgufFile, GgufMetadataValue};
 use mlx_rs::Array;
 use tokbench_core::backend::{Backend, GenerationRequest, LoadOptions, LoadedModel};
 use tokbench_core::metrics::TraceRecorder;
-use tokbench_core::schema::{FlashAttn, Sampling};
 use tokbench_mlx::Mlx;
+use tokbench_record::setup::{FlashAttn, Sampling};
 
 fn default_model() -> PathBuf {
     let path = std::env::var_os("TOKBENCH_TEST_MODEL")
@@ -79,7 +79,8 @@ fn greedy(model: &mut dyn LoadedModel, prompt: &str, n: usize) -> Vec<u32> {
 fn an_mlx_safetensors_directory_generates_what_the_same_gguf_generates() {
     let gguf_path = default_model();
     let gguf = GgufFile::load(&gguf_path).unwrap();
-    let (n_head, n_kv) = (number(&gguf, "llama.attention.head_count") as i32, number(&gguf, "llama.attention.head_count_kv") as i32);
+    let (n_head, n_kv) =
+        (number(&gguf, "llama.attention.head_count") as i32, number(&gguf, "llama.attention.head_count_kv") as i32);
     let hidden = number(&gguf, "llama.embedding_length") as i32;
     let head_dim = hidden / n_head;
     let dir = tempfile::tempdir().unwrap();

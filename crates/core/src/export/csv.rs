@@ -1,8 +1,8 @@
 //! CSV: one row per benchmark × metric, every summary statistic in its own column.
 use anyhow::Result;
 
-use crate::metrics::Metric;
-use crate::schema::RunResults;
+use tokbench_record::metric::Metric;
+use tokbench_record::results::RunResults;
 
 pub fn write(results: &RunResults, out: impl std::io::Write) -> Result<()> {
     let mut w = ::csv::Writer::from_writer(out);
@@ -30,7 +30,7 @@ pub fn write(results: &RunResults, out: impl std::io::Write) -> Result<()> {
         for metric in Metric::ALL {
             let Some(s) = b.summary.get(&metric) else { continue };
             let mut row = vec![
-                b.id.clone(),
+                b.id.to_string(),
                 b.model.name.clone(),
                 b.model.quantization.clone(),
                 b.engine.backend.clone(),

@@ -2,9 +2,9 @@
 use std::fmt::Write;
 
 use super::mean_with_ci;
-use crate::metrics::{format_bytes, format_value, Metric, Unit};
-use crate::quality::pareto::ParetoVerdict;
-use crate::schema::RunResults;
+use tokbench_record::metric::{format_bytes, format_value, Metric, Unit};
+use tokbench_record::quality::ParetoVerdict;
+use tokbench_record::results::RunResults;
 
 pub fn table(results: &RunResults) -> String {
     let mut out = String::new();

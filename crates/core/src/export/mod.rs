@@ -1,11 +1,11 @@
 //! One results record, many views (as llama-bench prints one record as md, csv, json). JSON is the record itself
-//! ([`crate::schema::RunResults::write`]); the siblings here are the human and spreadsheet views.
+//! ([`tokbench_record::results::RunResults::write`]); the siblings here are the human and spreadsheet views.
 pub mod csv;
 pub mod markdown;
 pub mod overhead;
 
-use crate::metrics::{format_value, format_with_interval, Metric};
-use crate::schema::BenchmarkResult;
+use tokbench_record::metric::{format_value, format_with_interval, Metric};
+use tokbench_record::results::BenchmarkResult;
 
 /// `mean [lo–hi]` of a metric, with the 95% CI of the mean; `-` when the metric was not measured.
 pub fn mean_with_ci(b: &BenchmarkResult, metric: Metric) -> String {

@@ -3,9 +3,9 @@
 //! for rates `in-process / server − 1` (so +5% means 5% more time per token either way). Medians of the timed runs.
 use std::fmt::Write;
 
-use crate::metrics::{format_value, Metric};
-use crate::schema::{BenchmarkResult, RunResults};
 use crate::stats::median;
+use tokbench_record::metric::{format_value, Metric};
+use tokbench_record::results::{BenchmarkResult, RunResults};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct OverheadRow {
@@ -51,7 +51,8 @@ pub fn rows(pair: &Pair<'_>) -> Vec<OverheadRow> {
         .iter()
         .filter_map(|&m| {
             let (i, s) = (med(pair.in_process, m)?, med(pair.server, m)?);
-            let overhead = if m.better() == crate::metrics::Better::Higher { i / s - 1.0 } else { s / i - 1.0 };
+            let overhead =
+                if m.better() == tokbench_record::metric::Better::Higher { i / s - 1.0 } else { s / i - 1.0 };
             Some(OverheadRow { metric: m.label(), in_process: i, server: s, overhead })
         })
         .collect();
@@ -84,8 +85,11 @@ pub fn table(results: &RunResults) -> String {
         );
         let _ = writeln!(out, "| metric | in-process | server | overhead |\n|---|---:|---:|---:|");
         for row in rows(&pair) {
-            let unit =
-                if row.metric.contains("t/s") { crate::metrics::Unit::TokensPerSecond } else { unit_of(row.metric) };
+            let unit = if row.metric.contains("t/s") {
+                tokbench_record::metric::Unit::TokensPerSecond
+            } else {
+                unit_of(row.metric)
+            };
             let _ = writeln!(
                 out,
                 "| {} | {} | {} | {:+.1}% |",
@@ -99,6 +103,6 @@ pub fn table(results: &RunResults) -> String {
     out
 }
 
-fn unit_of(label: &str) -> crate::metrics::Unit {
-    METRICS.iter().find(|m| m.label() == label).map_or(crate::metrics::Unit::Seconds, |m| m.unit())
+fn unit_of(label: &str) -> tokbench_record::metric::Unit {
+    METRICS.iter().find(|m| m.label() == label).map_or(tokbench_record::metric::Unit::Seconds, |m| m.unit())
 }

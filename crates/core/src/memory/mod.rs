@@ -7,6 +7,7 @@
 //! - Otherwise, or when those are unavailable: a thread sampling RSS every millisecond.
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
+use tokbench_record::results::PeakMethod;
 
 #[cfg(target_os = "linux")]
 mod linux;
@@ -18,19 +19,6 @@ use sampler::Sampler;
 
 /// How often the fallback sampler reads RSS.
 const FALLBACK_INTERVAL_US: u64 = 1000;
-
-/// Where a [`PeakReading`]'s peak came from, so results say how far to trust it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum PeakMethod {
-    /// Linux: VmHWM (kernel high-water mark) reset at window start by writing "5" to /proc/self/clear_refs; exact,
-    /// cannot miss a spike.
-    LinuxHighWaterMark,
-    /// macOS: the task's lifetime max phys_footprint, which rose inside the window, so it is exact. (When it did not
-    /// rise, the reading comes from the sampler and says `Sampler`.)
-    MacPhysFootprint,
-    /// Fallback anywhere: a thread sampling current RSS every `interval_us` µs; can miss spikes shorter than that.
-    Sampler { interval_us: u64 },
-}
 
 /// Resident memory of this process in bytes. Linux: VmRSS from /proc/self/status. macOS: phys_footprint (what
 /// Activity Monitor shows as "Memory"), which unlike resident size counts compressed pages and excludes shared

@@ -17,7 +17,7 @@ use anyhow::{bail, ensure, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use super::perplexity::ChunkPlan;
-use crate::schema::write_atomic;
+use tokbench_record::results::write_atomic;
 
 const MAGIC: &[u8; 8] = b"TKBLOGP1";
 const FORMAT_VERSION: u32 = 1;

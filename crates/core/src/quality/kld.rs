@@ -5,7 +5,7 @@
 //! With a top-k base (see [`crate::quality::base_logprobs`]): KL(P‖Q) ≈ Σ_{i∈topk} p_i (ln p_i − ln q_i) +
 //! p_rest (ln p_rest − ln q_rest), where p_rest = 1 − Σ_{topk} p_i and q_rest = 1 − Σ_{topk} q_i are the masses
 //! outside the base's top-k. A lower bound of the full KL (log-sum inequality), exact when the top-k holds all of P.
-use serde::{Deserialize, Serialize};
+use tokbench_record::quality::KldSummary;
 
 use super::base_logprobs::ScoredToken;
 use super::perplexity::{log_softmax_at, PerplexityAccumulator};
@@ -55,24 +55,6 @@ pub struct KldAccumulator {
     delta_p: f64,
     base_ppl: PerplexityAccumulator,
     current_ppl: PerplexityAccumulator,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct KldSummary {
-    pub mean_kld: f64,
-    pub kld_std_error: f64,
-    pub kld_median: f64,
-    pub kld_p99: f64,
-    pub kld_max: f64,
-    /// % of scored tokens whose most likely token is the base's.
-    pub same_top_pct: f64,
-    /// Mean of (current − base) probability of the right token, in percentage points.
-    pub mean_delta_p: f64,
-    pub ppl_base: f64,
-    pub ppl_current: f64,
-    pub delta_ppl: f64,
-    pub ppl_ratio: f64,
-    pub tokens: usize,
 }
 
 impl KldAccumulator {

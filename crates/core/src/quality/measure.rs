@@ -9,13 +9,13 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
-use serde::{Deserialize, Serialize};
 
 use super::base_logprobs::{top_k, BaseHeader, BaseLogprobs, BaseLogprobsWriter, ScoredToken};
-use super::kld::{kl_divergence_topk, KldAccumulator, KldSummary};
+use super::kld::{kl_divergence_topk, KldAccumulator};
 use super::perplexity::{chunk_plan, log_softmax_at, PerplexityAccumulator};
 use crate::backend::{LoadedModel, ScoringRequest};
 use crate::digest::sha256_file;
+use tokbench_record::quality::{CorpusInfo, KldVsBase, QualityResult};
 
 /// What a perplexity pass was asked to do.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,42 +28,6 @@ pub struct QualityOptions {
     /// Score KL-divergence against a saved base.
     pub kld_base: Option<PathBuf>,
     pub top_k: usize,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CorpusInfo {
-    pub file_name: String,
-    pub sha256: String,
-    pub bytes: u64,
-    pub tokens: usize,
-}
-
-/// One model's quality on one corpus: in `tokbench perplexity`'s JSON and beside each benchmark of the model.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct QualityResult {
-    pub corpus: CorpusInfo,
-    pub n_ctx: usize,
-    pub n_chunks: usize,
-    pub tokens_scored: usize,
-    pub ppl: f64,
-    /// llama-perplexity's `±`: the standard error of the mean NLL times PPL.
-    pub ppl_std_error: f64,
-    /// Tokens evaluated (chunks × n_ctx), the scoring pass's wall time, and their ratio.
-    pub eval_tokens: usize,
-    pub eval_seconds: f64,
-    pub eval_tps: f64,
-    /// Against the saved base, when one was given.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kld: Option<KldVsBase>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct KldVsBase {
-    /// The base's model file, as recorded in the base file.
-    pub base_model: String,
-    pub top_k: usize,
-    #[serde(flatten)]
-    pub summary: KldSummary,
 }
 
 /// Reads a corpus, rejecting what cannot be scored with a message that names the file and the fix.

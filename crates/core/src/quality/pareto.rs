@@ -1,42 +1,16 @@
 //! The Pareto frontier of two objectives (e.g. decode tok/s ↑ against PPL ↓): a configuration is *dominated* when
 //! another is at least as good on both and strictly better on one; the rest are the sane choices.
 use anyhow::{ensure, Result};
-use serde::{Deserialize, Serialize};
+use tokbench_record::quality::{ParetoMarks, ParetoVerdict};
 
-use crate::metrics::{Better, Metric};
-use crate::schema::RunResults;
+use tokbench_record::metric::{Better, Metric};
+use tokbench_record::results::RunResults;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParetoPoint {
     pub id: String,
     pub x: f64,
     pub y: f64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "status", rename_all = "snake_case")]
-pub enum ParetoVerdict {
-    Optimal,
-    /// `by`: of the points that dominate this one, the best on x (ties: smallest id), so output is deterministic.
-    Dominated {
-        by: String,
-    },
-}
-
-impl ParetoVerdict {
-    pub fn is_optimal(&self) -> bool {
-        matches!(self, ParetoVerdict::Optimal)
-    }
-}
-
-/// A benchmark's place on the two frontiers tokbench reports, among the benchmarks of its run with the same prompt
-/// set and thread count (so across models, quantizations and backends).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ParetoMarks {
-    /// Median decode tok/s (higher is better) against PPL (lower is better).
-    pub decode_vs_ppl: ParetoVerdict,
-    /// Median TTFT (lower is better) against PPL.
-    pub ttft_vs_ppl: ParetoVerdict,
 }
 
 /// Marks every benchmark that has a perplexity; a dominated one names the dominating configuration as

@@ -4,9 +4,9 @@
 //! Charts are drawn here as SVG coordinates (numbers only reach the template as numbers); the one script sorts the
 //! table.
 use serde::Serialize;
-use tokbench_core::metrics::{format_value, Metric, Unit};
-use tokbench_core::schema::BenchmarkResult;
-use tokbench_core::stats::median;
+use tokbench_record::metric::{format_value, Metric, Unit};
+use tokbench_record::results::BenchmarkResult;
+use tokbench_record::summary::median;
 
 use crate::baseline::BaselineSet;
 use crate::compare::{samples, GateReport};
@@ -211,7 +211,7 @@ fn row_of(b: &crate::compare::BenchmarkComparison, m: &crate::compare::MetricCom
         None => String::new(),
     };
     Row {
-        id: b.id.clone(),
+        id: b.id.to_string(),
         model: b.model.clone(),
         prompt: b.prompt.clone(),
         metric: m.label.clone(),
@@ -261,7 +261,7 @@ fn scatter(inputs: &Inputs) -> Option<Scatter> {
             let verdict = b.pareto.as_ref().map(|p| &p.decode_vs_ppl);
             let optimal = !baseline && verdict.is_some_and(|v| v.is_optimal());
             let mark = match verdict {
-                Some(tokbench_core::quality::pareto::ParetoVerdict::Dominated { by }) => format!(": dominated by {by}"),
+                Some(tokbench_record::quality::ParetoVerdict::Dominated { by }) => format!(": dominated by {by}"),
                 Some(_) => ": Pareto-optimal".to_string(),
                 None => String::new(),
             };
@@ -330,7 +330,7 @@ fn latency(inputs: &Inputs) -> Option<Latency> {
         |g: &[f64]| g.iter().enumerate().map(|(i, v)| format!("{},{}", sx(i), sy(*v))).collect::<Vec<_>>().join(" ");
     let step = (n / 8).max(1);
     Some(Latency {
-        id: bench.id.clone(),
+        id: bench.id.to_string(),
         current: line(&cur),
         baseline: line(&base),
         x_ticks: (0..n).step_by(step).map(|i| Tick { pos: sx(i), label: format!("{}", i + 2) }).collect(),
@@ -355,7 +355,7 @@ fn trends(inputs: &Inputs, metrics: &[Metric]) -> (Vec<Trend>, Vec<String>) {
             let sy = |v: f64| lin(v, lo, hi, 56.0, 8.0);
             let unit = s.metric.unit();
             Trend {
-                id: s.id.clone(),
+                id: s.id.to_string(),
                 metric: s.metric.label().into(),
                 line: s.values.iter().map(|(i, v)| format!("{},{}", sx(*i), sy(*v))).collect::<Vec<_>>().join(" "),
                 dots: s

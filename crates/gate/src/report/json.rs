@@ -2,7 +2,7 @@
 use std::path::Path;
 
 use anyhow::Result;
-use tokbench_core::schema::write_json_atomic;
+use tokbench_record::results::write_json_atomic;
 
 use crate::compare::GateReport;
 

@@ -35,7 +35,7 @@ fn row(out: &mut String, b: &BenchmarkComparison, m: &MetricComparison) {
     let _ = writeln!(
         out,
         "| {} | {} | {} {} | {} | {} | {} | {} | {} |",
-        escape(&b.id),
+        escape(&b.id.to_string()),
         m.label,
         m.verdict.emoji(),
         m.verdict.key(),
@@ -84,7 +84,7 @@ pub fn render(report: &GateReport) -> String {
     let notes: Vec<String> = report
         .benchmarks
         .iter()
-        .flat_map(|b| b.notes.iter().map(move |n| format!("- {}: {}", escape(&b.id), escape(n))))
+        .flat_map(|b| b.notes.iter().map(move |n| format!("- {}: {}", escape(&b.id.to_string()), escape(n))))
         .collect();
     if !notes.is_empty() {
         let _ = writeln!(out, "\n{}", notes.join("\n"));

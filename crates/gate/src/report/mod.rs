@@ -3,7 +3,7 @@ pub mod html;
 pub mod json;
 pub mod markdown;
 
-use tokbench_core::metrics::{format_value, Metric};
+use tokbench_record::metric::{format_value, Metric};
 
 use crate::compare::{MetricComparison, Outcome};
 use crate::rule::Judgement;
@@ -46,7 +46,7 @@ pub fn median_text(metric: Metric, xs: &[f64]) -> String {
     if xs.is_empty() {
         return "—".into();
     }
-    format_value(metric.unit(), tokbench_core::stats::median(xs))
+    format_value(metric.unit(), tokbench_record::summary::median(xs))
 }
 
 pub fn outcome_text(o: Outcome) -> &'static str {

@@ -3,8 +3,9 @@
 #![allow(dead_code)]
 use std::path::{Path, PathBuf};
 
-use tokbench_core::schema::{BenchmarkResult, RunResults};
 use tokbench_gate::cli::{run_bless, run_compare, BlessArgs, CompareArgs, Exit};
+use tokbench_record::id::BenchmarkId;
+use tokbench_record::results::{BenchmarkResult, RunResults};
 
 pub fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
@@ -14,18 +15,29 @@ pub fn real() -> RunResults {
     RunResults::read(&data("results.json")).unwrap()
 }
 
-/// `n` benchmarks cloned from the real one, ids `…/short-n32/t2/bNNN`; `name_of(i)` can override an id.
-pub fn many(n: usize, name_of: impl Fn(usize) -> Option<String>) -> RunResults {
+/// `n` benchmarks cloned from the real one, ids `…/short-n32-bNNN/t2`; `name_of(i)` can override an id.
+pub fn many(n: usize, name_of: impl Fn(usize) -> Option<BenchmarkId>) -> RunResults {
     let mut r = real();
     let template = r.benchmarks[0].clone();
     r.benchmarks = (0..n)
         .map(|i| {
             let mut b = template.clone();
-            b.id = name_of(i).unwrap_or_else(|| format!("{}/b{i:03}", template.id));
+            b.id = name_of(i).unwrap_or_else(|| numbered(&template.id, i));
             b
         })
         .collect();
     r
+}
+
+/// The id of the `i`th copy of `template` made by [`many`].
+pub fn numbered(template: &BenchmarkId, i: usize) -> BenchmarkId {
+    let prompt = format!("{}-b{i:03}", template.prompt());
+    BenchmarkId::new(template.backend(), template.model(), template.quantization(), &prompt, template.threads())
+}
+
+/// `x/m/q/<name>/t1`: a short id for tests that only need distinct benchmarks.
+pub fn short_id(name: &str) -> BenchmarkId {
+    BenchmarkId::new("x", "m", "q", name, 1)
 }
 
 /// Multiplies every run's decode rate by `factor` (a real slowdown would also stretch token times; the gate reads

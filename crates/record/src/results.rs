@@ -6,15 +6,15 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
-use crate::quality::measure::QualityResult;
-use crate::quality::pareto::ParetoMarks;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::id::BenchmarkId;
 use crate::machine::Machine;
-use crate::memory::PeakMethod;
-use crate::metrics::Metric;
-use crate::stats::Summary;
+use crate::metric::Metric;
+use crate::quality::{ParetoMarks, QualityResult};
+use crate::setup::{EngineInfo, ModelInfo, PromptInfo, Settings};
+use crate::summary::{Summary, Warning};
 
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -38,12 +38,45 @@ pub struct RunResults {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "FailedBenchmarkJson")]
 pub struct FailedBenchmark {
-    pub id: String,
+    pub id: BenchmarkId,
+    /// The part of the benchmark that failed when it was not the timed runs themselves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<FailedStage>,
     /// The whole error chain, outermost first.
     pub error: String,
     /// Timed runs that completed before the failure (not summarised: too few, and maybe disturbed).
     pub completed_runs: Vec<RunSample>,
+}
+
+/// How a failure is read: files written before [`FailedStage`] existed named a failed sweep `<id>/concurrency`.
+#[derive(Deserialize)]
+struct FailedBenchmarkJson {
+    id: String,
+    #[serde(default)]
+    stage: Option<FailedStage>,
+    error: String,
+    completed_runs: Vec<RunSample>,
+}
+
+impl TryFrom<FailedBenchmarkJson> for FailedBenchmark {
+    type Error = anyhow::Error;
+    fn try_from(f: FailedBenchmarkJson) -> Result<FailedBenchmark> {
+        let (id, stage) = match f.id.strip_suffix("/concurrency") {
+            Some(id) => (id.parse()?, Some(FailedStage::ConcurrencySweep)),
+            None => (f.id.parse()?, f.stage),
+        };
+        Ok(FailedBenchmark { id, stage, error: f.error, completed_runs: f.completed_runs })
+    }
+}
+
+/// A part of a benchmark that can fail on its own after the timed runs succeeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailedStage {
+    /// The server's concurrency sweep (`--concurrency`).
+    ConcurrencySweep,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,8 +90,8 @@ pub struct GitStamp {
 /// One backend × model × settings × prompt: raw samples and their summaries.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BenchmarkResult {
-    /// Stable id, `backend/model/quantization/prompt/tN`; also the criterion benchmark id.
-    pub id: String,
+    /// Stable id, `backend/model/quantization/prompt/tN` in JSON; also the criterion benchmark id.
+    pub id: BenchmarkId,
     pub engine: EngineInfo,
     pub model: ModelInfo,
     pub settings: Settings,
@@ -68,39 +101,14 @@ pub struct BenchmarkResult {
     /// Timed runs, in the order they ran. Warmup runs are not kept.
     pub runs: Vec<RunSample>,
     pub summary: BTreeMap<Metric, Summary>,
-    /// Human-readable warnings about this benchmark's numbers (high variation, outliers, ...).
-    pub warnings: Vec<String>,
+    /// Warnings about this benchmark's numbers (too few runs, high variation, outliers); sentences in JSON.
+    pub warnings: Vec<Warning>,
     /// The model's quality on the config's `[quality]` corpus (the same for every benchmark of the model).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quality: Option<QualityResult>,
     /// Where this configuration sits on the run's speed-against-perplexity Pareto frontiers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pareto: Option<ParetoMarks>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct EngineInfo {
-    /// Backend name as selected on the command line, e.g. `llama.cpp`.
-    pub backend: String,
-    /// Engine version, e.g. `llama-cpp-sys-2 0.1.161 (ggml 0.26.0)`.
-    pub version: String,
-    /// The engine's own account of how it was built, e.g. llama.cpp's system-info line (AVX2 = 1 | FMA = 1 ...).
-    pub build_info: String,
-    /// Set when the engine was reached over HTTP: which server and how.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub server: Option<ServerEndpoint>,
-}
-
-/// An inference server measured through its HTTP API. Never holds an API key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServerEndpoint {
-    /// `completions` (`/v1/completions`), `chat` (`/v1/chat/completions`) or `ollama` (`/api/generate`).
-    pub api: String,
-    pub url: String,
-    /// The `model` sent with each request.
-    pub model_name: Option<String>,
-    /// The command tokbench started the server with; None when it attached to a running server.
-    pub launched: Option<String>,
 }
 
 /// A server's own timing of one request, as it reported it (llama-server `timings`, Ollama `*_duration`).
@@ -141,77 +149,6 @@ pub struct EngineRunReport {
     pub decode_host_s: Option<f64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ModelInfo {
-    /// Short name: the config's model name, or the file stem.
-    pub name: String,
-    pub file_name: String,
-    pub size_bytes: u64,
-    pub sha256: String,
-    /// e.g. `Q4_1`, from the GGUF header; `unknown` when the file does not say.
-    pub quantization: String,
-    pub architecture: Option<String>,
-    pub n_params: Option<u64>,
-    /// Where a derived file came from (e.g. a quantization made from a dequantized base); None for originals.
-    pub derived_from: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Settings {
-    pub threads: usize,
-    pub batch: u32,
-    pub ubatch: u32,
-    pub n_gpu_layers: i32,
-    pub ctx_size: u32,
-    pub flash_attn: FlashAttn,
-    pub mmap: bool,
-    pub sampling: Sampling,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FlashAttn {
-    Auto,
-    On,
-    Off,
-}
-
-impl std::str::FromStr for FlashAttn {
-    type Err = anyhow::Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "auto" => Ok(FlashAttn::Auto),
-            "on" | "1" | "true" => Ok(FlashAttn::On),
-            "off" | "0" | "false" => Ok(FlashAttn::Off),
-            other => bail!("flash attention must be on, off or auto, not {other:?}"),
-        }
-    }
-}
-
-/// Greedy when `temperature` is 0. End-of-sequence tokens are always suppressed so every run does equal work.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct Sampling {
-    pub temperature: f32,
-    pub top_p: f32,
-    pub seed: u32,
-}
-
-impl Sampling {
-    pub const GREEDY: Sampling = Sampling { temperature: 0.0, top_p: 1.0, seed: 42 };
-    pub fn is_greedy(&self) -> bool {
-        self.temperature <= 0.0
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PromptInfo {
-    /// `short`, `medium`, `long`, a config-defined name, or `p512-n128` for an exact-length prompt.
-    pub name: String,
-    pub prompt_tokens: usize,
-    pub gen_tokens: usize,
-    pub text_sha256: String,
-}
-
 /// Measured once per loaded model: from opening the file to a context ready to decode.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoadMeasurement {
@@ -248,6 +185,19 @@ pub struct RunSample {
     /// The engine's own account of this run (MLX: its allocator's peak, host time per decode step).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine: Option<EngineRunReport>,
+}
+
+/// Where a run's peak RSS came from (`tokbench_core::memory`), so results say how far to trust it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PeakMethod {
+    /// Linux: VmHWM (kernel high-water mark) reset at window start by writing "5" to /proc/self/clear_refs; exact,
+    /// cannot miss a spike.
+    LinuxHighWaterMark,
+    /// macOS: the task's lifetime max phys_footprint, which rose inside the window, so it is exact. (When it did not
+    /// rise, the reading comes from the sampler and says `Sampler`.)
+    MacPhysFootprint,
+    /// Fallback anywhere: a thread sampling current RSS every `interval_us` µs; can miss spikes shorter than that.
+    Sampler { interval_us: u64 },
 }
 
 impl RunSample {
@@ -390,5 +340,18 @@ mod tests {
         assert!((run.decode_host_fraction().unwrap() - 0.05).abs() < 1e-12);
         let back: RunSample = serde_json::from_str(&serde_json::to_string(&run).unwrap()).unwrap();
         assert_eq!(back.engine, run.engine);
+    }
+
+    #[test]
+    fn a_failed_sweep_reads_from_the_old_id_suffix_and_writes_a_stage() {
+        let old = r#"{"id": "srv/m/Q4_1/short/t2/concurrency", "error": "boom", "completed_runs": []}"#;
+        let f: FailedBenchmark = serde_json::from_str(old).unwrap();
+        assert_eq!((f.id.to_string().as_str(), f.stage), ("srv/m/Q4_1/short/t2", Some(FailedStage::ConcurrencySweep)));
+        let json = serde_json::to_string(&f).unwrap();
+        assert!(json.contains(r#""id":"srv/m/Q4_1/short/t2","stage":"concurrency_sweep""#), "{json}");
+        assert_eq!(serde_json::from_str::<FailedBenchmark>(&json).unwrap(), f);
+        let plain = r#"{"id": "srv/m/Q4_1/short/t2", "error": "boom", "completed_runs": []}"#;
+        assert_eq!(serde_json::from_str::<FailedBenchmark>(plain).unwrap().stage, None);
+        assert!(serde_json::from_str::<FailedBenchmark>(r#"{"id": "x", "error": "", "completed_runs": []}"#).is_err());
     }
 }

@@ -1,0 +1,20 @@
+//! One file per `tokbench` subcommand: what it does with the options `cli.rs` parsed.
+pub mod backends;
+pub mod perplexity;
+pub mod quantize;
+pub mod run;
+
+use anyhow::Result;
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+/// Parses the command line and runs the command.
+pub fn main() -> Result<()> {
+    match Cli::parse().command {
+        Command::Run(args) => run::run(&args).map(|_| ()),
+        Command::Quantize(args) => quantize::quantize(&args),
+        Command::Perplexity(args) => perplexity::perplexity(&args).map(|_| ()),
+        Command::Backends => backends::list(),
+    }
+}

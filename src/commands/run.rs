@@ -1,0 +1,80 @@
+//! `tokbench run`: the matrix through the engine, then the results written atomically and printed.
+use std::path::PathBuf;
+
+use anyhow::{bail, ensure, Result};
+use tokbench_core::export;
+use tokbench_record::results::{write_atomic, RunResults};
+
+use crate::cli::RunArgs;
+use crate::{options, runner};
+
+/// Runs and writes results; returns them. On a failure mid-way, what was measured is written before the error.
+pub fn run(args: &RunArgs) -> Result<RunResults> {
+    let matrix = options::matrix(args)?;
+    let mut results = runner::new_results();
+    let outcome = runner::run(&matrix, &mut results, runner::Progress::for_stderr(args.quiet));
+    let measured_something =
+        !results.benchmarks.is_empty() || results.failures.iter().any(|f| !f.completed_runs.is_empty());
+    if !measured_something {
+        // Nothing measured: no results file, just the errors.
+        let outcome = outcome.map(|_| ());
+        outcome?;
+        ensure!(results.failures.is_empty(), "{}", failure_list(&results));
+        return Ok(results);
+    }
+    let written = write_outputs(args, &results)?;
+    if let Err(e) = outcome {
+        return Err(e.context(format!(
+            "stopped after {} of {} benchmarks; those are saved in {}",
+            results.benchmarks.len(),
+            matrix.len(),
+            written.display()
+        )));
+    }
+    print!("{}", export::markdown::table(&results));
+    print!("{}", export::overhead::table(&results));
+    print!("{}", tokbench_core::sweep::table(&results.concurrency));
+    for b in &results.benchmarks {
+        for w in &b.warnings {
+            eprintln!("warning: {}: {w}", b.id);
+        }
+    }
+    eprintln!("results: {}", written.display());
+    if !results.failures.is_empty() {
+        bail!(
+            "{} (the other {} are measured and saved in {})",
+            failure_list(&results),
+            results.benchmarks.len(),
+            written.display()
+        );
+    }
+    Ok(results)
+}
+
+/// "N benchmark(s) failed:" and one line per failure.
+fn failure_list(results: &RunResults) -> String {
+    let list: Vec<String> = results.failures.iter().map(|f| format!("  {}: {}", f.id, f.error)).collect();
+    format!("{} benchmark(s) failed:\n{}", results.failures.len(), list.join("\n"))
+}
+
+fn write_outputs(args: &RunArgs, results: &RunResults) -> Result<PathBuf> {
+    let path = match &args.output {
+        Some(p) => p.clone(),
+        None => {
+            let stamp = results.created_at.replace(':', "-");
+            let path = PathBuf::from("target/tokbench/runs").join(format!("{stamp}.json"));
+            results.write(&PathBuf::from("target/tokbench/latest.json"))?;
+            path
+        }
+    };
+    results.write(&path)?;
+    if let Some(csv_path) = &args.csv {
+        let mut buf = Vec::new();
+        export::csv::write(results, &mut buf)?;
+        write_atomic(csv_path, &buf)?;
+    }
+    if let Some(md_path) = &args.markdown {
+        write_atomic(md_path, export::markdown::table(results).as_bytes())?;
+    }
+    Ok(path)
+}
