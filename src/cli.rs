@@ -21,6 +21,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the benchmark matrix of the config, or an ad hoc one from flags.
     Run(Box<RunArgs>),
+    /// The matrix of `run` (same flags), driven one generation at a time over stdin/stdout by the A/B gate
+    /// (`cargo xtask compare --ab REF`); speaks the versioned JSON-lines protocol of tokbench_record::worker.
+    Worker(Box<RunArgs>),
     /// List the backends built into this binary, with engine versions and build flags.
     Backends,
     /// Make the config's quantization ladder with llama.cpp's quantize API (up-to-date rungs are skipped).

@@ -452,7 +452,7 @@ fn sweep(
 /// Scores the KL-divergence base (when there is one) and saves its distribution under target/tokbench/quality/,
 /// returning the options every model is then scored with. A saved base is reused when it was made from the same
 /// model file, corpus and engine with the same ctx / chunks / top-k (on WikiText-2 scoring it again is not free).
-fn prepare_quality(matrix: &Matrix, backend: &str, plan: &QualityPlan) -> Result<QualityOptions> {
+pub(crate) fn prepare_quality(matrix: &Matrix, backend: &str, plan: &QualityPlan) -> Result<QualityOptions> {
     let mut options = QualityOptions { save_base: None, kld_base: None, ..plan.options.clone() };
     let Some(base) = &plan.kld_base else { return Ok(options) };
     let backend = registry::create(backend, &matrix.servers)?;

@@ -3,6 +3,7 @@ pub mod backends;
 pub mod perplexity;
 pub mod quantize;
 pub mod run;
+pub mod worker;
 
 use anyhow::Result;
 use clap::Parser;
@@ -16,5 +17,6 @@ pub fn main() -> Result<()> {
         Command::Quantize(args) => quantize::quantize(&args),
         Command::Perplexity(args) => perplexity::perplexity(&args).map(|_| ()),
         Command::Backends => backends::list(),
+        Command::Worker(args) => worker::worker(&args),
     }
 }

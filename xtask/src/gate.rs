@@ -3,6 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Subcommand;
+
+use crate::Engines;
 use tokbench_gate::cli::{run_bless, run_compare, run_history, BlessArgs, CompareArgs, HistoryArgs, EXIT_ERROR};
 
 #[derive(Subcommand)]
@@ -18,6 +20,14 @@ pub enum GateCommand {
 pub fn run(command: GateCommand) -> ExitCode {
     let exit = match command {
         GateCommand::Bless(args) => run_bless(&args),
+        GateCommand::Compare(mut args) if args.ab.is_some() => {
+            // Both builds run the config's matrix: its models and ladder rungs must be on disk first.
+            if let Err(e) = prepare_ab(&mut args) {
+                eprintln!("error: {e:#}");
+                return ExitCode::from(EXIT_ERROR);
+            }
+            run_compare(&args)
+        }
         GateCommand::Compare(args) => run_compare(&args),
         GateCommand::History(args) => run_history(&args),
     };
@@ -27,4 +37,17 @@ pub fn run(command: GateCommand) -> ExitCode {
         println!("{}", exit.message);
     }
     ExitCode::from(exit.code)
+}
+
+/// `compare --ab`: the config's models fetched and its ladder rungs made (by the head build), and on macOS the MLX
+/// backend built into both builds, as `cargo xtask run` builds it.
+fn prepare_ab(args: &mut CompareArgs) -> anyhow::Result<()> {
+    crate::fetch::fetch(&args.config, &[])?;
+    let config = args.config.display().to_string();
+    let quantize = ["quantize", "--needed", "--config", &config].map(String::from);
+    crate::peers::cargo_tokbench(Engines::LLAMA_CPP_ONLY, &quantize)?;
+    if cfg!(target_os = "macos") && !args.cargo_args.iter().any(|a| a.contains("mlx")) {
+        args.cargo_args.extend(["--features", "tokbench/mlx"].map(String::from));
+    }
+    Ok(())
 }

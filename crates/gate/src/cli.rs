@@ -55,6 +55,31 @@ pub struct CompareArgs {
     /// Commits of baseline history to draw as trend lines in the HTML report (0 = none).
     #[arg(long, default_value_t = 30)]
     pub history_limit: usize,
+    /// A/B mode, for pull requests: build this git ref's tokbench (e.g. origin/main) and measure it beside the
+    /// working tree's in this one job, alternating generation by generation in random order; the rounds are judged
+    /// in pairs. Falls back to the baselines committed at REF when REF predates the worker protocol.
+    #[arg(long, value_name = "REF", conflicts_with_all = ["baseline", "base", "confirm"])]
+    pub ab: Option<String>,
+    /// A/B: run this tokbench binary as the base instead of building REF (it must be built from REF).
+    #[arg(long, requires = "ab")]
+    pub base_worker: Option<PathBuf>,
+    /// A/B: run this tokbench binary as the head instead of building the working tree.
+    #[arg(long, requires = "ab")]
+    pub head_worker: Option<PathBuf>,
+    /// A/B: the benchmark config both builds run (the head's).
+    #[arg(long, default_value = "tokbench.toml")]
+    pub config: PathBuf,
+    /// A/B: extra `tokbench run` flag for both builds (repeatable), e.g. --worker-arg=--backend
+    /// --worker-arg=llama.cpp.
+    #[arg(long = "worker-arg", allow_hyphen_values = true)]
+    pub worker_args: Vec<String>,
+    /// A/B: extra cargo argument for building both builds (repeatable), e.g. --cargo-arg=--features
+    /// --cargo-arg=tokbench/mlx.
+    #[arg(long = "cargo-arg", allow_hyphen_values = true)]
+    pub cargo_args: Vec<String>,
+    /// A/B: seed of the order inside each round (default: from the clock; the report records it).
+    #[arg(long, requires = "ab")]
+    pub seed: Option<u64>,
 }
 
 /// Write the current results as the baselines of this machine class.
@@ -243,17 +268,24 @@ fn rerun(args: &CompareArgs, ids: &[BenchmarkId]) -> Result<Vec<BenchmarkResult>
     Ok(RunResults::read(&file)?.benchmarks)
 }
 
-fn compare_inner(args: &CompareArgs) -> Result<(GateReport, String)> {
-    let config = GateConfig::load_or_default(&args.gate_config)?;
+/// What a comparison compared: the current benchmarks and the baseline side, for the reports' charts.
+struct Compared {
+    report: GateReport,
+    current: Vec<BenchmarkResult>,
+    baselines: BaselineSet,
+    class: String,
+}
+
+fn compare_with_baselines(args: &CompareArgs, config: &GateConfig) -> Result<Compared> {
     let current = load_results(&args.results)?;
     let baselines = load_baselines(args, &current.class)?;
     let mut report =
-        compare(&current.benchmarks, &baselines, &config, &current.class, &current.source, current.commit.clone());
+        compare(&current.benchmarks, &baselines, config, &current.class, &current.source, current.commit.clone());
     if args.confirm {
         let suspects = report.suspects();
         if !suspects.is_empty() {
             let fresh = rerun(args, &suspects)?;
-            let absent = report.apply_confirmation(&fresh, &config);
+            let absent = report.apply_confirmation(&fresh, config);
             ensure!(
                 absent.is_empty(),
                 "the --confirm re-run did not produce {}: check --confirm-arg",
@@ -263,6 +295,91 @@ fn compare_inner(args: &CompareArgs) -> Result<(GateReport, String)> {
             report.confirm = true;
         }
     }
+    Ok(Compared { report, current: current.benchmarks, baselines, class: current.class })
+}
+
+/// `--ab REF`: base and head built, run side by side as workers, judged in pairs; or, when the base cannot run as a
+/// worker, the head alone against the baselines committed at REF.
+fn compare_ab(args: &CompareArgs, rev: &str, config: &GateConfig) -> Result<Compared> {
+    use crate::ab::{self, Worker};
+    let root = std::env::current_dir()?;
+    let (base_commit, base_bin) = match &args.base_worker {
+        Some(p) => (resolve_commit(&root, rev).unwrap_or_else(|| rev.to_string()), p.clone()),
+        None => ab::build_base(&root, rev, &args.cargo_args)?,
+    };
+    let head_bin = match &args.head_worker {
+        Some(p) => p.clone(),
+        None => ab::build_head(&root, &args.cargo_args)?,
+    };
+    let config_path = std::fs::canonicalize(&args.config)
+        .with_context(|| format!("--config {}: no such benchmark config", args.config.display()))?;
+    let worker_args: Vec<String> =
+        [vec!["--config".to_string(), config_path.display().to_string()], args.worker_args.clone()].concat();
+    let seed = args.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+    });
+    let mut head = Worker::spawn("head", &head_bin, &worker_args)?
+        .map_err(|u| anyhow::anyhow!("the head build cannot run as an A/B worker: {}", u.0))?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    let head_file = args.out.join("ab-head.json");
+    match Worker::spawn("base", &base_bin, &worker_args)? {
+        Ok(base) => {
+            eprintln!("A/B: base {rev} ({}) against head, seed {seed}", &base_commit[..base_commit.len().min(12)]);
+            let mut run = ab::run_both(base, head, seed, true)?;
+            run.base.git = Some(tokbench_record::results::GitStamp {
+                commit: base_commit.clone(),
+                branch: Some(rev.to_string()),
+                dirty: false,
+            });
+            run.head.write(&head_file)?;
+            run.base.write(&args.out.join("ab-base.json"))?;
+            let mode = crate::compare::Mode::Interleaved {
+                base_ref: rev.to_string(),
+                base_commit,
+                rounds: run.rounds,
+                seed: run.seed,
+            };
+            let mut report =
+                crate::compare::compare_interleaved(&run.head, &run.base, config, &head_file.display().to_string(), mode);
+            if !run.base_only.is_empty() {
+                let ids: Vec<String> = run.base_only.iter().map(ToString::to_string).collect();
+                report.notes.push(format!("only the base has {} (not measured): {}", ids.len(), ids.join(", ")));
+            }
+            let baselines = crate::compare::base_set(&run.base, &report.baseline_source);
+            let class = run.head.machine.class_key.clone();
+            Ok(Compared { report, current: run.head.benchmarks, baselines, class })
+        }
+        Err(ab::Unsupported(why)) => {
+            eprintln!("A/B: {why}; measuring the head alone against the baselines committed at {rev}");
+            ab::interleave(None, &mut head, seed, true)?;
+            let results = head.finish()?;
+            results.write(&head_file)?;
+            let class = results.machine.class_key.clone();
+            let fallback = CompareArgs { base: Some(rev.to_string()), ab: None, ..args.clone() };
+            let baselines = load_baselines(&fallback, &class)?;
+            let commit = results.git.as_ref().map(|g| g.commit.clone());
+            let source = head_file.display().to_string();
+            let mut report = compare(&results.benchmarks, &baselines, config, &class, &source, commit);
+            report.notes.push(format!(
+                "not an A/B comparison: {why}, so the head was compared with the baselines committed at {rev} \
+                 (measured on another day: drift between sessions can pass for a change)"
+            ));
+            Ok(Compared { report, current: results.benchmarks, baselines, class })
+        }
+    }
+}
+
+fn resolve_commit(root: &Path, rev: &str) -> Option<String> {
+    let out = Command::new("git").args(["rev-parse", "--verify", &format!("{rev}^{{commit}}")]).current_dir(root).output();
+    out.ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+}
+
+fn compare_inner(args: &CompareArgs) -> Result<(GateReport, String)> {
+    let config = GateConfig::load_or_default(&args.gate_config)?;
+    let Compared { report, current, baselines, class } = match &args.ab {
+        Some(rev) => compare_ab(args, rev, &config)?,
+        None => compare_with_baselines(args, &config)?,
+    };
     let md = report::markdown::render(&report);
     std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
     tokbench_record::results::write_atomic(&args.out.join("gate.md"), md.as_bytes())?;
@@ -271,7 +388,7 @@ fn compare_inner(args: &CompareArgs) -> Result<(GateReport, String)> {
         history_for_report(
             &args.baselines_root,
             args.base.as_deref().unwrap_or("HEAD"),
-            &current.class,
+            &class,
             &config.metrics,
             args.history_limit,
         )
@@ -281,7 +398,7 @@ fn compare_inner(args: &CompareArgs) -> Result<(GateReport, String)> {
     let html = report::html::render(
         &report::html::Inputs {
             report: &report,
-            current: &current.benchmarks,
+            current: &current,
             baselines: &baselines,
             history: history.as_ref(),
             generated_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
@@ -309,7 +426,8 @@ pub fn run_compare(args: &CompareArgs) -> Exit {
                 Outcome::Fail => EXIT_REGRESSION,
             };
             if code == EXIT_REGRESSION {
-                let list: Vec<String> = report.regressions().iter().map(|(id, m)| format!("{id} {m}")).collect();
+                let mut list: Vec<String> = report.regressions().iter().map(|(id, m)| format!("{id} {m}")).collect();
+                list.extend(report.broken().map(|f| format!("{} failed", f.id)));
                 md.push_str(&format!("\nregressed: {}\n", list.join("; ")));
             }
             md.push_str(&format!("\nreports: {}/gate.{{md,json,html}}\n", args.out.display()));

@@ -4,11 +4,12 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use tokbench_record::id::BenchmarkId;
 use tokbench_record::metric::{Better, Metric};
-use tokbench_record::results::BenchmarkResult;
+use tokbench_record::results::{BenchmarkResult, RunResults};
+use tokbench_record::setup::EngineInfo;
 
-use crate::baseline::BaselineSet;
+use crate::baseline::{Baseline, BaselineSet};
 use crate::config::GateConfig;
-use crate::rule::{judge, judge_deterministic, Judgement, Threshold, Verdict};
+use crate::rule::{judge, judge_deterministic, judge_paired, Judgement, Threshold, Verdict};
 
 pub const REPORT_FORMAT: &str = "tokbench-gate-report";
 pub const REPORT_VERSION: u32 = 1;
@@ -33,8 +34,56 @@ pub struct GateReport {
     pub alpha: f64,
     /// Whether suspects were re-run (`--confirm`).
     pub confirm: bool,
+    /// Against committed baselines, or against the base build measured beside this one.
+    #[serde(default)]
+    pub mode: Mode,
+    /// What differs between the baselines' engines and the current ones, part by part (never "X → X").
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<Change>,
+    /// About the comparison as a whole: e.g. why an A/B compare fell back to committed baselines.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+    /// Benchmarks the current build could not finish (a failure fails the gate when the baseline side ran it).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub failures: Vec<FailedComparison>,
     pub counts: BTreeMap<Verdict, usize>,
     pub benchmarks: Vec<BenchmarkComparison>,
+}
+
+/// How the baseline side of a comparison was measured.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Mode {
+    /// Committed baselines, measured earlier (maybe on another day): unpaired samples, the Mann–Whitney rule.
+    #[default]
+    Baselines,
+    /// Base and head measured in one job, alternating generation by generation in random order: paired rounds,
+    /// the signed-rank rule.
+    Interleaved {
+        base_ref: String,
+        base_commit: String,
+        rounds: usize,
+        /// Seed of the per-round order, to replay it.
+        seed: u64,
+    },
+}
+
+/// One part of the engine that differs between the two sides, e.g. `system info` with `AVX512 = 1` only current.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    /// `engine version`, `system info`, `server`.
+    pub part: String,
+    pub backend: String,
+    pub baseline: String,
+    pub current: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailedComparison {
+    pub id: BenchmarkId,
+    /// `current` or `baseline`.
+    pub side: String,
+    pub error: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -84,6 +133,42 @@ fn worst(verdicts: impl Iterator<Item = Verdict>) -> Verdict {
     verdicts.min().unwrap_or(Verdict::Unchanged)
 }
 
+/// The parts of a `|`-separated system-info line (llama.cpp's `CPU : AVX2 = 1 | FMA = 1 | ...`) that only one
+/// side has: `(only baseline, only current)`.
+fn differing_parts(base: &str, cur: &str) -> (Vec<String>, Vec<String>) {
+    let parts = |s: &str| -> Vec<String> {
+        s.split('|').map(str::trim).filter(|p| !p.is_empty()).map(String::from).collect()
+    };
+    let (b, c) = (parts(base), parts(cur));
+    let only = |x: &[String], y: &[String]| x.iter().filter(|p| !y.contains(p)).cloned().collect::<Vec<_>>();
+    (only(&b, &c), only(&c, &b))
+}
+
+/// What differs between two engines, part by part; empty when they are the same.
+pub fn engine_changes(base: &EngineInfo, cur: &EngineInfo) -> Vec<Change> {
+    let mut out = Vec::new();
+    let change = |part: &str, baseline: String, current: String| Change {
+        part: part.into(),
+        backend: cur.backend.clone(),
+        baseline,
+        current,
+    };
+    if base.version != cur.version {
+        out.push(change("engine version", base.version.clone(), cur.version.clone()));
+    }
+    if base.build_info != cur.build_info {
+        let (only_base, only_cur) = differing_parts(&base.build_info, &cur.build_info);
+        let show = |v: Vec<String>| if v.is_empty() { "—".to_string() } else { v.join(" | ") };
+        out.push(change("system info", show(only_base), show(only_cur)));
+    }
+    let server = |e: &EngineInfo| e.server.as_ref().map(|s| format!("{} {}", s.api, s.url));
+    if server(base) != server(cur) {
+        let text = |s: Option<String>| s.unwrap_or_else(|| "in-process".into());
+        out.push(change("server", text(server(base)), text(server(cur))));
+    }
+    out
+}
+
 fn like_for_like_notes(base: &BenchmarkResult, cur: &BenchmarkResult) -> Vec<String> {
     let mut notes = Vec::new();
     if base.settings != cur.settings {
@@ -98,10 +183,20 @@ fn like_for_like_notes(base: &BenchmarkResult, cur: &BenchmarkResult) -> Vec<Str
     if base.model.sha256 != cur.model.sha256 {
         notes.push("model file differs from the baseline's (SHA-256)".into());
     }
-    if base.engine.version != cur.engine.version || base.engine.build_info != cur.engine.build_info {
-        notes.push(format!("engine changed: {} → {}", base.engine.version, cur.engine.version));
+    if !engine_changes(&base.engine, &cur.engine).is_empty() {
+        notes.push("engine differs from the baseline's (see \"What changed\")".into());
     }
     notes
+}
+
+/// Round-paired samples of `metric`: `(base, current)` of every round where both sides have a finite value.
+pub fn paired_samples(base: &BenchmarkResult, cur: &BenchmarkResult, metric: Metric) -> (Vec<f64>, Vec<f64>) {
+    base.runs
+        .iter()
+        .zip(&cur.runs)
+        .filter_map(|(b, c)| Some((b.value(metric)?, c.value(metric)?)))
+        .filter(|(b, c)| b.is_finite() && c.is_finite())
+        .unzip()
 }
 
 fn metric_row(
@@ -109,9 +204,15 @@ fn metric_row(
     config: &GateConfig,
     base: Option<&BenchmarkResult>,
     cur: Option<&BenchmarkResult>,
+    paired: bool,
 ) -> Option<MetricComparison> {
-    let b = base.map(|b| samples(b, metric)).unwrap_or_default();
-    let c = cur.map(|c| samples(c, metric)).unwrap_or_default();
+    let (b, c) = match (base, cur) {
+        (Some(base), Some(cur)) if paired && !metric.is_quality() => paired_samples(base, cur, metric),
+        _ => (
+            base.map(|b| samples(b, metric)).unwrap_or_default(),
+            cur.map(|c| samples(c, metric)).unwrap_or_default(),
+        ),
+    };
     let threshold = config.threshold(metric);
     let (verdict, judgement) = match (b.is_empty(), c.is_empty()) {
         (true, true) => return None, // not measured on either side (e.g. decode rate of a 1-token run)
@@ -119,6 +220,10 @@ fn metric_row(
         (false, true) => (Verdict::Missing, None),
         (false, false) if metric.is_quality() => {
             let j = judge_deterministic(b[0], c[0], metric.better(), threshold);
+            (j.verdict, Some(j))
+        }
+        (false, false) if paired => {
+            let j = judge_paired(&b, &c, metric.better(), threshold, config.alpha);
             (j.verdict, Some(j))
         }
         (false, false) => {
@@ -148,14 +253,68 @@ pub fn compare(
     results_source: &str,
     current_commit: Option<String>,
 ) -> GateReport {
+    compare_in(current, baselines, config, machine_class, results_source, current_commit, Mode::Baselines)
+}
+
+/// Compares the head and base runs of one interleaved A/B job: `runs[i]` of either side is round i, judged in pairs.
+/// Failures of the head build are listed and fail the gate when the base ran the benchmark.
+pub fn compare_interleaved(
+    head: &RunResults,
+    base: &RunResults,
+    config: &GateConfig,
+    results_source: &str,
+    mode: Mode,
+) -> GateReport {
+    let source = match &mode {
+        Mode::Interleaved { base_ref, base_commit, .. } => {
+            format!("{base_ref} ({}) measured beside this build", &base_commit[..base_commit.len().min(12)])
+        }
+        Mode::Baselines => "base run".into(),
+    };
+    let set = base_set(base, &source);
+    let commit = head.git.as_ref().map(|g| g.commit.clone());
+    let mut report = compare_in(&head.benchmarks, &set, config, &head.machine.class_key, results_source, commit, mode);
+    for (side, run) in [("current", head), ("baseline", base)] {
+        for f in &run.failures {
+            report.failures.push(FailedComparison { id: f.id.clone(), side: side.into(), error: f.error.clone() });
+        }
+    }
+    report.finish();
+    report
+}
+
+/// A base run as a baseline set (what the reports chart the current benchmarks against).
+pub fn base_set(base: &RunResults, source: &str) -> BaselineSet {
+    BaselineSet {
+        source: source.into(),
+        by_id: base.benchmarks.iter().map(|b| (b.id.clone(), Baseline::from_results(base, b))).collect(),
+    }
+}
+
+fn compare_in(
+    current: &[BenchmarkResult],
+    baselines: &BaselineSet,
+    config: &GateConfig,
+    machine_class: &str,
+    results_source: &str,
+    current_commit: Option<String>,
+    mode: Mode,
+) -> GateReport {
+    let paired = matches!(mode, Mode::Interleaved { .. });
+    let mut changes: Vec<Change> = Vec::new();
     let mut benchmarks = Vec::new();
     for cur in current {
         let base = baselines.by_id.get(&cur.id);
         let metrics: Vec<MetricComparison> = config
             .metrics
             .iter()
-            .filter_map(|&m| metric_row(m, config, base.map(|b| &b.benchmark), Some(cur)))
+            .filter_map(|&m| metric_row(m, config, base.map(|b| &b.benchmark), Some(cur), paired))
             .collect();
+        for change in base.map(|b| engine_changes(&b.benchmark.engine, &cur.engine)).unwrap_or_default() {
+            if !changes.contains(&change) {
+                changes.push(change);
+            }
+        }
         benchmarks.push(BenchmarkComparison {
             id: cur.id.clone(),
             model: cur.model.name.clone(),
@@ -182,7 +341,7 @@ pub fn compare(
             metrics: config
                 .metrics
                 .iter()
-                .filter_map(|&m| metric_row(m, config, Some(&base.benchmark), None))
+                .filter_map(|&m| metric_row(m, config, Some(&base.benchmark), None, paired))
                 .collect(),
         });
     }
@@ -196,6 +355,10 @@ pub fn compare(
         current_commit,
         alpha: config.alpha,
         confirm: false,
+        mode,
+        changes,
+        notes: Vec::new(),
+        failures: Vec::new(),
         counts: BTreeMap::new(),
         benchmarks,
     };
@@ -248,10 +411,18 @@ impl GateReport {
         for m in self.benchmarks.iter().flat_map(|b| &b.metrics) {
             *self.counts.entry(m.verdict).or_default() += 1;
         }
-        let failed = self.counts.get(&Verdict::Regressed).copied().unwrap_or(0) > 0;
+        let failed = self.counts.get(&Verdict::Regressed).copied().unwrap_or(0) > 0
+            || self.broken().next().is_some();
         self.outcome = if failed { Outcome::Fail } else { Outcome::Pass };
         // Worst first, then by id: the rows a reviewer needs are on top.
         self.benchmarks.sort_by(|a, b| a.verdict.cmp(&b.verdict).then_with(|| a.id.cmp(&b.id)));
+    }
+
+    /// Benchmarks the current build failed that the baseline side did not: broken by the change.
+    pub fn broken(&self) -> impl Iterator<Item = &FailedComparison> {
+        self.failures.iter().filter(|f| {
+            f.side == "current" && !self.failures.iter().any(|o| o.side == "baseline" && o.id == f.id)
+        })
     }
 
     /// `(benchmark id, metric label)` of every regressed metric.

@@ -125,12 +125,64 @@ pub fn judge(baseline: &[f64], current: &[f64], better: Better, threshold: Thres
     diffs.sort_by(f64::total_cmp);
     let est = tokbench_record::summary::median(&diffs);
     let k = mann_whitney_k(baseline.len(), current.len(), alpha);
-    let (lo, hi, confidence) = match k {
-        Some((k, coverage)) => (diffs[k - 1], diffs[diffs.len() - k], coverage),
-        None => (f64::NEG_INFINITY, f64::INFINITY, 0.0),
-    };
-    let significant = k.is_some() && (lo > 0.0 || hi < 0.0);
+    let interval = k.map(|(k, coverage)| (diffs[k - 1], diffs[diffs.len() - k], coverage));
+    conclude(Shift { scale, est, interval }, better, threshold, base_med, cur_med, (baseline.len(), current.len()))
+}
 
+/// Judges paired samples: `baseline[i]` and `current[i]` were measured in the same round of an A/B run (one
+/// generation of each build, in random order), so whatever drifts slower than a round — the machine getting busier,
+/// a clock stepping down — moves both alike and cancels in their difference.
+///
+/// **Evidence.** `d_i = ln(current_i) − ln(baseline_i)` (plain differences where a value can be 0). The shift is the
+/// Hodges–Lehmann estimator of the paired differences, the median of the n(n+1)/2 Walsh averages `(d_i + d_j)/2`,
+/// `i ≤ j`; its interval `[W(k), W(N+1−k)]` inverts the Wilcoxon signed-rank test, k the largest integer with
+/// `2·P(T ≤ k−1) ≤ α` under T's exact null distribution. Effect and verdict as in [`judge`].
+///
+/// The random order within each round is what makes this valid: whichever side runs second in a round gains or
+/// loses the same on average, so with nothing changed each `d_i` is symmetric about 0, the signed-rank test's only
+/// assumption, and the false-alarm rate per metric is at most α/2. Unpaired extras (a side that failed mid-way) are
+/// dropped.
+pub fn judge_paired(baseline: &[f64], current: &[f64], better: Better, threshold: Threshold, alpha: f64) -> Judgement {
+    let n = baseline.len().min(current.len());
+    let (baseline, current) = (&baseline[..n], &current[..n]);
+    let positive = baseline.iter().chain(current).all(|&v| v > 0.0);
+    let scale = if positive { Scale::Ratio } else { Scale::Difference };
+    let map = |v: f64| if scale == Scale::Ratio { v.ln() } else { v };
+    let d: Vec<f64> = baseline.iter().zip(current).map(|(&x, &y)| map(y) - map(x)).collect();
+    let mut walsh = Vec::with_capacity(n * (n + 1) / 2);
+    for i in 0..n {
+        for j in i..n {
+            walsh.push((d[i] + d[j]) / 2.0);
+        }
+    }
+    walsh.sort_by(f64::total_cmp);
+    let est = if walsh.is_empty() { 0.0 } else { tokbench_record::summary::median(&walsh) };
+    let interval = signed_rank_k(n, alpha).map(|(k, coverage)| (walsh[k - 1], walsh[walsh.len() - k], coverage));
+    let (base_med, cur_med) =
+        (tokbench_record::summary::median(baseline), tokbench_record::summary::median(current));
+    conclude(Shift { scale, est, interval }, better, threshold, base_med, cur_med, (n, n))
+}
+
+/// A shift on the rule's scale (log for ratios): the estimate and, when the sample sizes allow one at level α,
+/// its exact interval and that interval's coverage.
+struct Shift {
+    scale: Scale,
+    est: f64,
+    interval: Option<(f64, f64, f64)>,
+}
+
+/// Effect and verdict, shared by the unpaired and the paired rule.
+fn conclude(
+    shift: Shift,
+    better: Better,
+    threshold: Threshold,
+    base_med: f64,
+    cur_med: f64,
+    (n_baseline, n_current): (usize, usize),
+) -> Judgement {
+    let Shift { scale, est, interval } = shift;
+    let (lo, hi, confidence) = interval.unwrap_or((f64::NEG_INFINITY, f64::INFINITY, 0.0));
+    let significant = interval.is_some() && (lo > 0.0 || hi < 0.0);
     let (rel, abs) = match scale {
         Scale::Ratio => {
             let r = |d: f64| d.exp_m1();
@@ -146,7 +198,7 @@ pub fn judge(baseline: &[f64], current: &[f64], better: Better, threshold: Thres
         Better::Higher => est < 0.0,
         Better::Lower => est > 0.0,
     };
-    let verdict = match (k.is_some(), significant, material) {
+    let verdict = match (interval.is_some(), significant, material) {
         (false, _, _) => Verdict::Inconclusive,
         (true, true, true) if worse => Verdict::Regressed,
         (true, true, true) => Verdict::Improved,
@@ -167,8 +219,8 @@ pub fn judge(baseline: &[f64], current: &[f64], better: Better, threshold: Thres
         material,
         baseline_median: base_med,
         current_median: cur_med,
-        n_baseline: baseline.len(),
-        n_current: current.len(),
+        n_baseline,
+        n_current,
     }
 }
 
@@ -239,6 +291,53 @@ fn mann_whitney_k_uncached(m: usize, n: usize, alpha: f64) -> Option<(usize, f64
         }
     }
     best
+}
+
+/// The order statistic k (1-based) of the exact signed-rank interval for n pairs at level α, and its coverage; None
+/// when n pairs cannot reach α (at α = 0.02: fewer than 7).
+pub fn signed_rank_k(n: usize, alpha: f64) -> Option<(usize, f64)> {
+    if n == 0 {
+        return None;
+    }
+    let cdf = signed_rank_cdf(n);
+    let mut best = None;
+    for k in 1..=(n * (n + 1) / 2).div_ceil(2) {
+        let tail = cdf[k - 1];
+        if 2.0 * tail <= alpha {
+            best = Some((k, 1.0 - 2.0 * tail));
+        } else {
+            break;
+        }
+    }
+    best
+}
+
+/// Cumulative null distribution of the Wilcoxon signed-rank statistic T (the sum of the ranks of the positive
+/// differences) for n pairs: `cdf[t] = P(T ≤ t)`, every one of the 2^n sign patterns equally likely. Exact (counting
+/// the subsets of {1..n} with each sum) up to 300 pairs; the normal approximation beyond.
+fn signed_rank_cdf(n: usize) -> Vec<f64> {
+    let max_t = n * (n + 1) / 2;
+    if n > 300 {
+        let mu = max_t as f64 / 2.0;
+        let sd = ((n * (n + 1) * (2 * n + 1)) as f64 / 24.0).sqrt();
+        return (0..=max_t).map(|t| normal_cdf((t as f64 + 0.5 - mu) / sd)).collect();
+    }
+    let mut counts = vec![0.0f64; max_t + 1];
+    counts[0] = 1.0;
+    for rank in 1..=n {
+        for t in (rank..=max_t).rev() {
+            counts[t] += counts[t - rank];
+        }
+    }
+    let total: f64 = counts.iter().sum();
+    let mut acc = 0.0;
+    counts
+        .iter()
+        .map(|c| {
+            acc += c;
+            acc / total
+        })
+        .collect()
 }
 
 /// Cumulative null distribution of the Mann–Whitney U statistic for sizes m, n: `cdf[u] = P(U ≤ u)`. Exact (by the
@@ -415,6 +514,43 @@ mod tests {
     fn identical_samples_are_unchanged() {
         let xs = [5.0; 5];
         assert_eq!(judge(&xs, &xs, Better::Lower, T5, 0.05).verdict, Verdict::Unchanged);
+    }
+
+    #[test]
+    fn signed_rank_distribution_and_interval_order_statistic() {
+        // n = 3: 8 sign patterns; T = 0, 1, 2 once each, T = 3 twice ({3}, {1,2}).
+        let cdf = signed_rank_cdf(3);
+        assert_eq!(cdf.len(), 7);
+        assert!((cdf[0] - 1.0 / 8.0).abs() < 1e-12 && (cdf[3] - 5.0 / 8.0).abs() < 1e-12);
+        // n = 7 at α = 0.02: only "all the same sign" (2·1/128 ≈ 0.016) is extreme enough → k = 1.
+        let (k, cov) = signed_rank_k(7, 0.02).unwrap();
+        assert_eq!(k, 1);
+        assert!((cov - (1.0 - 2.0 / 128.0)).abs() < 1e-12);
+        // n = 6 cannot reach 0.02 (2/64 ≈ 0.031); n = 10: P(T ≤ 5) = 10/1024 → k = 6.
+        assert_eq!(signed_rank_k(6, 0.02), None);
+        assert_eq!(signed_rank_k(10, 0.02).unwrap().0, 6);
+    }
+
+    #[test]
+    fn paired_rounds_see_through_drift_that_fools_the_unpaired_rule() {
+        // The machine slows by 30% over the run, both builds alike; head is 10% slower in every round.
+        let drift: Vec<f64> = (0..7).map(|i| 1.0 - 0.05 * i as f64).collect();
+        let base: Vec<f64> = drift.iter().map(|d| 100.0 * d).collect();
+        let head: Vec<f64> = drift.iter().map(|d| 90.0 * d).collect();
+        let paired = judge_paired(&base, &head, Better::Higher, T5, 0.02);
+        assert_eq!(paired.verdict, Verdict::Regressed, "{paired:?}");
+        assert!((paired.rel_change.unwrap() + 0.10).abs() < 1e-9);
+        // Unpaired, the drift swamps the 10%: the two sets overlap.
+        assert_eq!(judge(&base, &head, Better::Higher, T5, 0.02).verdict, Verdict::Inconclusive);
+        // Identical builds under the same drift: unchanged, whatever the drift.
+        let same = judge_paired(&base, &base, Better::Higher, T5, 0.02);
+        assert_eq!(same.verdict, Verdict::Unchanged);
+        // Mixed signs are not significant: one round where head was faster.
+        let mut mixed = head.clone();
+        mixed[3] = base[3] * 1.01;
+        assert!(!judge_paired(&base, &mixed, Better::Higher, T5, 0.02).significant);
+        // Six pairs cannot reach α = 0.02.
+        assert_eq!(judge_paired(&base[..6], &head[..6], Better::Higher, T5, 0.02).verdict, Verdict::Inconclusive);
     }
 
     #[test]

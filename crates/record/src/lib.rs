@@ -9,6 +9,7 @@
 //! - [`summary`]: the summary of a metric's runs, the shared percentile definition, typed warnings.
 //! - [`machine`]: the machine a run came from and the class key baselines are keyed by.
 //! - [`quality`], [`sweep`]: perplexity/KLD/Pareto records and server concurrency sweeps.
+//! - [`worker`]: the versioned JSON-lines protocol between the A/B gate and `tokbench worker`.
 //!
 //! Every persisted type lives here, so "bump `SCHEMA_VERSION` on any change an older reader would misread" is
 //! checked by reading this crate's diff.
@@ -20,3 +21,4 @@ pub mod results;
 pub mod setup;
 pub mod summary;
 pub mod sweep;
+pub mod worker;

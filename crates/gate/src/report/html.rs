@@ -35,7 +35,14 @@ struct Ctx {
     alpha: f64,
     confirm: bool,
     counts: Vec<Count>,
-    rows: Vec<Row>,
+    /// What the baseline side is and which rule judged it.
+    mode: String,
+    paired: bool,
+    report_notes: Vec<String>,
+    broken: Vec<crate::compare::FailedComparison>,
+    changes: Vec<crate::compare::Change>,
+    /// Regressed and inconclusive rows first, open; the rest in a collapsed table.
+    tables: Vec<Table>,
     notes: Vec<String>,
     scatter: Option<Scatter>,
     latency: Option<Latency>,
@@ -47,6 +54,16 @@ struct Ctx {
 struct Count {
     key: &'static str,
     n: usize,
+}
+
+#[derive(Serialize)]
+struct Table {
+    id: &'static str,
+    heading: String,
+    folded: bool,
+    /// Shown instead of an empty table.
+    empty: String,
+    rows: Vec<Row>,
 }
 
 #[derive(Serialize)]
@@ -377,7 +394,26 @@ fn trends(inputs: &Inputs, metrics: &[Metric]) -> (Vec<Trend>, Vec<String>) {
 
 pub fn render(inputs: &Inputs, metrics: &[Metric]) -> anyhow::Result<String> {
     let r = inputs.report;
-    let rows: Vec<Row> = r.benchmarks.iter().flat_map(|b| b.metrics.iter().map(move |m| row_of(b, m))).collect();
+    let mut pairs: Vec<_> = r.benchmarks.iter().flat_map(|b| b.metrics.iter().map(move |m| (b, m))).collect();
+    pairs.sort_by(|a, b| a.1.verdict.cmp(&b.1.verdict).then_with(|| a.0.id.cmp(&b.0.id)));
+    let (lead, rest): (Vec<_>, Vec<_>) =
+        pairs.into_iter().partition(|(_, m)| matches!(m.verdict, Verdict::Regressed | Verdict::Inconclusive));
+    let tables = vec![
+        Table {
+            id: "lead",
+            heading: "Regressed and inconclusive".into(),
+            folded: false,
+            empty: "No metric regressed or is inconclusive.".into(),
+            rows: lead.iter().map(|(b, m)| row_of(b, m)).collect(),
+        },
+        Table {
+            id: "results",
+            heading: format!("{} more comparisons (improved, unchanged, new, missing)", rest.len()),
+            folded: true,
+            empty: "None.".into(),
+            rows: rest.iter().map(|(b, m)| row_of(b, m)).collect(),
+        },
+    ];
     let notes = r.benchmarks.iter().flat_map(|b| b.notes.iter().map(move |n| format!("{}: {n}", b.id))).collect();
     let (trends, trend_commits) = trends(inputs, metrics);
     let ctx = Ctx {
@@ -390,7 +426,12 @@ pub fn render(inputs: &Inputs, metrics: &[Metric]) -> anyhow::Result<String> {
         alpha: r.alpha,
         confirm: r.confirm,
         counts: Verdict::ALL.iter().filter_map(|v| r.counts.get(v).map(|&n| Count { key: v.key(), n })).collect(),
-        rows,
+        mode: crate::report::markdown::mode_text(r, str::to_string),
+        paired: matches!(r.mode, crate::compare::Mode::Interleaved { .. }),
+        report_notes: r.notes.clone(),
+        broken: r.broken().cloned().collect(),
+        changes: r.changes.clone(),
+        tables,
         notes,
         scatter: scatter(inputs),
         latency: latency(inputs),

@@ -1,0 +1,300 @@
+//! The A/B gate: two builds of tokbench — the base ref's and the head's — measured in one job, generation by
+//! generation. Each build runs as a `tokbench worker` (protocol: `tokbench_record::worker`) with its models loaded;
+//! for each benchmark both warm up, then every round runs one timed generation per build in a random order. What
+//! drifts slower than a round (a busier host, the hour, thermal state) hits both builds alike, and the paired rule
+//! (`rule::judge_paired`) compares them round by round.
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{bail, ensure, Context, Result};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokbench_record::id::BenchmarkId;
+use tokbench_record::metric::{format_value, Metric};
+use tokbench_record::results::{RunResults, RunSample};
+use tokbench_record::worker::{Hello, Reply, Request, MAX_LINE_BYTES, PROTOCOL, PROTOCOL_VERSION};
+
+/// A running worker: a `tokbench worker` child process, or (in tests) any pair of streams that speak the protocol.
+pub struct Worker {
+    /// `base` or `head`, for messages.
+    pub label: String,
+    pub hello: Hello,
+    child: Option<Child>,
+    input: Box<dyn Write + Send>,
+    output: Box<dyn BufRead + Send>,
+}
+
+/// Why a build cannot take part in an A/B run (the gate then falls back to committed baselines).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unsupported(pub String);
+
+impl Worker {
+    /// Starts `program worker ARGS…` and reads its hello.
+    pub fn spawn(label: &str, program: &Path, args: &[String]) -> Result<std::result::Result<Worker, Unsupported>> {
+        let mut child = Command::new(program)
+            .arg("worker")
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("cannot start the {label} build's worker {}", program.display()))?;
+        let input = Box::new(child.stdin.take().expect("piped"));
+        let output = Box::new(BufReader::new(child.stdout.take().expect("piped")));
+        let started = Worker::over(label, input, output);
+        match started {
+            Ok(Ok(mut w)) => {
+                w.child = Some(child);
+                Ok(Ok(w))
+            }
+            other => {
+                let _ = child.kill();
+                let status = child.wait().ok();
+                match other {
+                    Ok(Err(Unsupported(why))) => {
+                        let how = status.map_or(String::new(), |s| format!(" (it exited: {s})"));
+                        Ok(Err(Unsupported(format!("{why}{how}"))))
+                    }
+                    Err(e) => Err(e),
+                    Ok(Ok(_)) => unreachable!("handled above"),
+                }
+            }
+        }
+    }
+
+    /// A worker on streams: reads and checks its hello line.
+    pub fn over(
+        label: &str,
+        input: Box<dyn Write + Send>,
+        mut output: Box<dyn BufRead + Send>,
+    ) -> Result<std::result::Result<Worker, Unsupported>> {
+        let line = read_line(&mut output).with_context(|| format!("reading the {label} worker's hello"))?;
+        let Some(line) = line else {
+            return Ok(Err(Unsupported(format!(
+                "the {label} build's tokbench has no `worker` command: it predates the A/B protocol"
+            ))));
+        };
+        let hello: serde_json::Value = match serde_json::from_slice(&line) {
+            Ok(v) => v,
+            Err(_) => return Ok(Err(Unsupported(format!("the {label} build's `tokbench worker` is not a protocol worker")))),
+        };
+        if hello.get("protocol").and_then(|p| p.as_str()) != Some(PROTOCOL) {
+            return Ok(Err(Unsupported(format!("the {label} build's first line is not a {PROTOCOL} hello"))));
+        }
+        let version = hello.get("version").and_then(|v| v.as_u64());
+        if version != Some(u64::from(PROTOCOL_VERSION)) {
+            return Ok(Err(Unsupported(format!(
+                "the {label} build speaks worker protocol version {}, this gate speaks {PROTOCOL_VERSION}",
+                version.map_or("?".into(), |v| v.to_string())
+            ))));
+        }
+        let hello: Hello =
+            serde_json::from_value(hello).with_context(|| format!("the {label} worker's hello is malformed"))?;
+        Ok(Ok(Worker { label: label.into(), hello, child: None, input, output }))
+    }
+
+    fn call(&mut self, request: &Request) -> Result<Reply> {
+        let mut line = serde_json::to_vec(request)?;
+        line.push(b'\n');
+        let label = &self.label;
+        self.input
+            .write_all(&line)
+            .and_then(|()| self.input.flush())
+            .with_context(|| format!("the {label} worker stopped reading (did it crash? see its errors above)"))?;
+        let reply = read_line(&mut self.output)?
+            .with_context(|| format!("the {label} worker exited while answering {request:?} (see its errors above)"))?;
+        serde_json::from_slice(&reply).with_context(|| format!("the {label} worker's reply is not of the protocol"))
+    }
+
+    /// One request whose failure fails only this benchmark on this side: `Err(message)`.
+    fn run(&mut self, request: &Request) -> Result<std::result::Result<Option<RunSample>, String>> {
+        match self.call(request)? {
+            Reply::Done => Ok(Ok(None)),
+            Reply::Sample { sample } => Ok(Ok(Some(*sample))),
+            Reply::Error { message } => Ok(Err(message)),
+            Reply::Results { .. } => bail!("the {} worker answered {request:?} with results", self.label),
+        }
+    }
+
+    /// The worker's results; it exits.
+    pub fn finish(mut self) -> Result<RunResults> {
+        let results = match self.call(&Request::Finish)? {
+            Reply::Results { results } => *results,
+            Reply::Error { message } => bail!("the {} worker could not report its results: {message}", self.label),
+            other => bail!("the {} worker answered finish with {other:?}", self.label),
+        };
+        if let Some(mut child) = self.child.take() {
+            let _ = child.wait(); // it exits after its results
+        }
+        Ok(results)
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn read_line(output: &mut dyn BufRead) -> Result<Option<Vec<u8>>> {
+    let mut line = Vec::new();
+    output.take(MAX_LINE_BYTES as u64 + 1).read_until(b'\n', &mut line)?;
+    ensure!(line.len() <= MAX_LINE_BYTES, "a worker line longer than {MAX_LINE_BYTES} bytes");
+    if line.is_empty() {
+        return Ok(None);
+    }
+    if line.last() == Some(&b'\n') {
+        line.pop();
+    }
+    Ok(Some(line))
+}
+
+/// What an interleaved run produced: both builds' results, `runs[i]` of each being round i.
+pub struct Interleaved {
+    pub base: RunResults,
+    pub head: RunResults,
+    pub rounds: usize,
+    pub seed: u64,
+    /// Benchmarks only the base build has (renamed or dropped by the change): not measured.
+    pub base_only: Vec<BenchmarkId>,
+}
+
+/// Runs the head's matrix on both workers: per benchmark, `warmup` alternating warmups, then `runs` rounds of one
+/// timed generation per build, the order inside each round drawn from a generator seeded with `seed`. Benchmarks the
+/// base lacks are measured on the head alone. `base = None` measures the head alone (the fallback).
+pub fn interleave(mut base: Option<&mut Worker>, head: &mut Worker, seed: u64, progress: bool) -> Result<()> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let ids = head.hello.benchmarks.clone();
+    let (warmup, rounds) = (head.hello.warmup, head.hello.runs);
+    let started = Instant::now();
+    for (index, id) in ids.iter().enumerate() {
+        let with_base = base.as_ref().is_some_and(|b| b.hello.benchmarks.contains(id));
+        let benchmark_started = Instant::now();
+        if progress {
+            let sides = if with_base { "base and head alternating" } else { "head only" };
+            eprintln!("[{}/{}] {id}: {warmup} warmup + {rounds} rounds, {sides}", index + 1, ids.len());
+        }
+        // failed[0] = base, failed[1] = head: a side that failed stops running this benchmark.
+        let mut failed = [!with_base, false];
+        let mut decode: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+        let steps = (0..warmup).map(|_| false).chain((0..rounds).map(|_| true));
+        for timed in steps {
+            let order: [usize; 2] = if rng.random_bool(0.5) { [0, 1] } else { [1, 0] };
+            for side in order {
+                if failed[side] {
+                    continue;
+                }
+                let request = if timed {
+                    Request::Measure { id: id.clone() }
+                } else {
+                    Request::Warmup { id: id.clone(), runs: 1 }
+                };
+                let worker: &mut Worker = if side == 0 { base.as_deref_mut().expect("with_base") } else { head };
+                match worker.run(&request)? {
+                    Ok(Some(sample)) => decode[side].extend(sample.decode_tps),
+                    Ok(None) => {}
+                    Err(message) => {
+                        eprintln!("{id}: the {} build failed: {message}", worker.label);
+                        failed[side] = true;
+                    }
+                }
+            }
+        }
+        if progress {
+            let median = |v: &[f64]| (!v.is_empty()).then(|| tokbench_record::summary::median(v));
+            let show = |v: Option<f64>| v.map_or("—".into(), |v| format_value(Metric::DecodeTps.unit(), v) + " t/s");
+            let (b, h) = (median(&decode[0]), median(&decode[1]));
+            let ratio = match (b, h) {
+                (Some(b), Some(h)) => format!(" ({:+.1}%)", (h / b - 1.0) * 100.0),
+                _ => String::new(),
+            };
+            let elapsed = started.elapsed().as_secs_f64();
+            let done = index + 1;
+            let left = elapsed / done as f64 * (ids.len() - done) as f64;
+            let clock = |s: f64| format!("{}:{:02}", (s / 60.0) as u64, (s % 60.0) as u64);
+            eprintln!(
+                "[{done}/{}] {id}: decode base {}, head {}{ratio} ({:.1} s); {} so far, about {} left",
+                ids.len(),
+                show(b),
+                show(h),
+                benchmark_started.elapsed().as_secs_f64(),
+                clock(elapsed),
+                clock(left)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Both workers through [`interleave`], then their results.
+pub fn run_both(mut base: Worker, mut head: Worker, seed: u64, progress: bool) -> Result<Interleaved> {
+    interleave(Some(&mut base), &mut head, seed, progress)?;
+    let base_only: Vec<BenchmarkId> =
+        base.hello.benchmarks.iter().filter(|id| !head.hello.benchmarks.contains(id)).cloned().collect();
+    let rounds = head.hello.runs;
+    let base = base.finish()?;
+    let head = head.finish()?;
+    Ok(Interleaved { base, head, rounds, seed, base_only })
+}
+
+/// The base ref's tokbench, built once per commit: a detached worktree under `<root>/target/tokbench/ab/`, built
+/// with its own target dir (shared by every base commit, so llama.cpp compiles once), the binary kept per commit.
+pub fn build_base(root: &Path, rev: &str, cargo_args: &[String]) -> Result<(String, PathBuf)> {
+    let commit = git(root, &["rev-parse", "--verify", &format!("{rev}^{{commit}}")])
+        .with_context(|| format!("--ab {rev}: not a commit of this repository (fetch it first, e.g. `git fetch origin main`)"))?;
+    let ab = root.join("target/tokbench/ab");
+    let binary = ab.join("bin").join(&commit).join(format!("tokbench{}", std::env::consts::EXE_SUFFIX));
+    if binary.is_file() {
+        eprintln!("A/B: base {rev} ({}) already built: {}", &commit[..12], binary.display());
+        return Ok((commit, binary));
+    }
+    let worktree = ab.join("worktrees").join(&commit);
+    if !worktree.join("Cargo.toml").is_file() {
+        let _ = std::fs::remove_dir_all(&worktree);
+        let _ = git(root, &["worktree", "prune"]);
+        git(root, &["worktree", "add", "--detach", &worktree.to_string_lossy(), &commit])
+            .with_context(|| format!("cannot check out {rev} into {}", worktree.display()))?;
+    }
+    let target = ab.join("target");
+    eprintln!("A/B: building base {rev} ({}) in {} (its own target dir: {})", &commit[..12], worktree.display(), target.display());
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--release", "-p", "tokbench"])
+        .args(cargo_args)
+        .current_dir(&worktree)
+        .env("CARGO_TARGET_DIR", &target)
+        .status()
+        .context("cannot run cargo")?;
+    ensure!(status.success(), "building the base {rev} ({commit}) failed ({status})");
+    let built = target.join("release").join(format!("tokbench{}", std::env::consts::EXE_SUFFIX));
+    let dir = binary.parent().expect("has a parent");
+    std::fs::create_dir_all(dir)?;
+    let partial = dir.join(".tokbench.partial");
+    std::fs::copy(&built, &partial).with_context(|| format!("cannot copy {}", built.display()))?;
+    std::fs::rename(&partial, &binary)?;
+    Ok((commit, binary))
+}
+
+/// The working tree's tokbench: `cargo build --release -p tokbench` in `root`.
+pub fn build_head(root: &Path, cargo_args: &[String]) -> Result<PathBuf> {
+    eprintln!("A/B: building head (the working tree)");
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--release", "-p", "tokbench"])
+        .args(cargo_args)
+        .current_dir(root)
+        .status()
+        .context("cannot run cargo")?;
+    ensure!(status.success(), "building the head failed ({status})");
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    Ok(target.join("release").join(format!("tokbench{}", std::env::consts::EXE_SUFFIX)))
+}
+
+fn git(root: &Path, args: &[&str]) -> Result<String> {
+    let out = Command::new("git").args(args).current_dir(root).output().context("cannot run git")?;
+    ensure!(out.status.success(), "git {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
