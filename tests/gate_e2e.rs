@@ -122,3 +122,64 @@ fn gate_passes_unchanged_code_and_fails_a_real_slowdown() {
     assert_eq!(e.code, 2, "{}", e.message);
     assert!(e.message.contains("baseline format 2") && e.message.contains("re-bless"), "{}", e.message);
 }
+
+/// `compare --ab` with real `tokbench worker` processes on the real model: this test binary's tokbench stands for
+/// both builds (a base built from another ref would differ only in what it measures).
+fn compare_ab(dir: &Path, base_worker: &str, extra: &[&str]) -> Exit {
+    let model = common::default_model();
+    let out = dir.join("out");
+    let mut args = strings(&["compare", "--ab", "HEAD", "--base-worker", base_worker, "--head-worker"]);
+    args.push(env!("CARGO_BIN_EXE_tokbench").into());
+    args.extend(["--out".to_string(), out.display().to_string(), "--history-limit".into(), "0".into()]);
+    args.push(format!("--gate-config={}", common::repo_root().join("gate.toml").display()));
+    args.push(format!("--config={}", common::repo_root().join("tokbench.toml").display()));
+    let worker = ["--prompt", "short", "-n", "16", "--runs", "7", "--warmup", "1", "--threads", "2"];
+    for a in ["--model", model.to_str().unwrap()].iter().chain(&worker).chain(&["--backend", "llama.cpp", "--no-quality"])
+    {
+        args.push(format!("--worker-arg={a}"));
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let exit = run_compare(&CompareArgs::try_parse_from_args(&args));
+    println!("compare --ab {extra:?} → exit {}\n{}", exit.code, exit.message);
+    exit
+}
+
+#[test]
+fn ab_mode_runs_both_builds_as_workers_in_paired_rounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = compare_ab(dir.path(), env!("CARGO_BIN_EXE_tokbench"), &["--seed", "42"]);
+    // The same binary on both sides: a pass unless the paired rule's ≤1%-per-metric false alarm strikes, so a
+    // regression verdict is allowed here and the rate is measured on real jobs by the simulation test instead.
+    assert!(e.code == 0 || e.code == 1, "{}", e.message);
+    let report = e.report.unwrap();
+    match &report.mode {
+        tokbench_gate::compare::Mode::Interleaved { base_ref, rounds, seed, .. } => {
+            assert_eq!((base_ref.as_str(), *rounds, *seed), ("HEAD", 7, 42));
+        }
+        other => panic!("not an interleaved comparison: {other:?}"),
+    }
+    assert!(e.message.contains("A/B: base `HEAD` at"), "{}", e.message);
+    // Both sides' results are kept, paired by round, and every timed metric was judged on 7 pairs.
+    let base = tokbench_record::results::RunResults::read(&dir.path().join("out/ab-base.json")).unwrap();
+    let head = tokbench_record::results::RunResults::read(&dir.path().join("out/ab-head.json")).unwrap();
+    assert_eq!((base.benchmarks.len(), head.benchmarks.len()), (1, 1));
+    assert_eq!((base.benchmarks[0].runs.len(), head.benchmarks[0].runs.len()), (7, 7));
+    assert_eq!(base.git.as_ref().unwrap().branch.as_deref(), Some("HEAD"));
+    let decode = report.benchmarks[0].metrics.iter().find(|m| m.label == "decode t/s").unwrap();
+    assert_eq!(decode.judgement.as_ref().unwrap().n_baseline, 7);
+    assert!(report.changes.is_empty(), "the same binary differs from itself: {:?}", report.changes);
+}
+
+#[test]
+fn ab_mode_falls_back_to_committed_baselines_when_the_base_cannot_be_a_worker() {
+    // `true` stands for a base built before the protocol: `tokbench worker` is not a command there, nothing answers.
+    let dir = tempfile::tempdir().unwrap();
+    let e = compare_ab(dir.path(), "true", &["--allow-machine-mismatch"]);
+    assert!(e.code == 0 || e.code == 1, "{}", e.message);
+    let report = e.report.unwrap();
+    assert_eq!(report.mode, tokbench_gate::compare::Mode::Baselines);
+    let note = report.notes.join("\n");
+    assert!(note.contains("not an A/B comparison") && note.contains("predates the A/B protocol"), "{note}");
+    assert!(report.baseline_source.contains("HEAD:"), "{}", report.baseline_source);
+    assert!(e.message.contains("not an A/B comparison"), "the report does not say so:\n{}", e.message);
+}

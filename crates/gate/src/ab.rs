@@ -95,6 +95,25 @@ impl Worker {
         Ok(Ok(Worker { label: label.into(), hello, child: None, input, output }))
     }
 
+    /// Freezes the worker (SIGSTOP) while the other build measures: an idle engine is not idle — llama.cpp's OpenMP
+    /// threads spin for a while after each parallel region — and on a small machine that spinning would land on the
+    /// other build's clock.
+    fn pause(&mut self) {
+        #[cfg(unix)]
+        if let Some(child) = &self.child {
+            // SAFETY: a signal to our own child process, which we have not reaped (it is still in `self.child`).
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGSTOP) };
+        }
+    }
+
+    fn resume(&mut self) {
+        #[cfg(unix)]
+        if let Some(child) = &self.child {
+            // SAFETY: as in `pause`.
+            unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGCONT) };
+        }
+    }
+
     fn call(&mut self, request: &Request) -> Result<Reply> {
         let mut line = serde_json::to_vec(request)?;
         line.push(b'\n');
@@ -120,6 +139,7 @@ impl Worker {
 
     /// The worker's results; it exits.
     pub fn finish(mut self) -> Result<RunResults> {
+        self.resume();
         let results = match self.call(&Request::Finish)? {
             Reply::Results { results } => *results,
             Reply::Error { message } => bail!("the {} worker could not report its results: {message}", self.label),
@@ -134,6 +154,7 @@ impl Worker {
 
 impl Drop for Worker {
     fn drop(&mut self) {
+        self.resume();
         if let Some(child) = &mut self.child {
             let _ = child.kill();
             let _ = child.wait();
@@ -165,7 +186,8 @@ pub struct Interleaved {
 }
 
 /// Runs the head's matrix on both workers: per benchmark, `warmup` alternating warmups, then `runs` rounds of one
-/// timed generation per build, the order inside each round drawn from a generator seeded with `seed`. Benchmarks the
+/// timed generation per build, the order inside each round drawn from a generator seeded with `seed`. The build not
+/// measuring is frozen meanwhile. Benchmarks the
 /// base lacks are measured on the head alone. `base = None` measures the head alone (the fallback).
 pub fn interleave(mut base: Option<&mut Worker>, head: &mut Worker, seed: u64, progress: bool) -> Result<()> {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -194,7 +216,14 @@ pub fn interleave(mut base: Option<&mut Worker>, head: &mut Worker, seed: u64, p
                 } else {
                     Request::Warmup { id: id.clone(), runs: 1 }
                 };
+                // Only the measuring build runs; the other is frozen (see `Worker::pause`).
+                if side == 0 {
+                    head.pause();
+                } else if let Some(b) = base.as_deref_mut() {
+                    b.pause();
+                }
                 let worker: &mut Worker = if side == 0 { base.as_deref_mut().expect("with_base") } else { head };
+                worker.resume();
                 match worker.run(&request)? {
                     Ok(Some(sample)) => decode[side].extend(sample.decode_tps),
                     Ok(None) => {}

@@ -257,7 +257,7 @@ fn rerun(args: &CompareArgs, ids: &[BenchmarkId]) -> Result<Vec<BenchmarkResult>
         Some(p) => Command::new(p),
         None => {
             let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-            c.args(["run", "--release", "--quiet", "-p", "tokbench", "--"]);
+            c.args(["run", "--release", "-p", "tokbench", "--"]);
             c
         }
     };

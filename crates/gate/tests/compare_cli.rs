@@ -193,3 +193,65 @@ fn the_committed_baselines_load() {
         eprintln!("{class}: {} baselines, {warned} with warnings", set.by_id.len());
     }
 }
+
+#[test]
+fn what_changed_shows_the_differing_parts_side_by_side_never_x_to_x() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = many(2, |_| None);
+    assert_eq!(bless(&write(&base, &dir.path().join("base.json")), &dir.path().join("baselines"), false).code, 0);
+    // Same engine version, another host's build: AVX-512 on, and one part gone.
+    let mut cur = base.clone();
+    for b in &mut cur.benchmarks {
+        b.engine.build_info = b.engine.build_info.replace("FMA = 1 | ", "") + " | AVX512 = 1";
+    }
+    let e = compare(dir.path(), &write(&cur, &dir.path().join("cur.json")), &[]);
+    assert_eq!(e.code, 0, "{}", e.message);
+    let r = e.report.unwrap();
+    assert_eq!(r.changes.len(), 1, "one change, however many benchmarks share it: {:?}", r.changes);
+    let c = &r.changes[0];
+    assert_eq!((c.part.as_str(), c.baseline.as_str(), c.current.as_str()), ("system info", "FMA = 1", "AVX512 = 1"));
+    assert!(e.message.contains("| llama.cpp | system info | FMA = 1 | AVX512 = 1 |"), "{}", e.message);
+    // The version did not change, so it is not shown as one (the old note read "engine changed: X → X").
+    assert!(!e.message.contains("engine version"), "{}", e.message);
+    assert!(!e.message.contains("engine changed"), "{}", e.message);
+    // A version change is shown with both versions.
+    for b in &mut cur.benchmarks {
+        b.engine.version = "llama-cpp-sys-2 0.1.170 (ggml 0.27.0)".into();
+    }
+    let e = compare(dir.path(), &write(&cur, &dir.path().join("cur2.json")), &[]);
+    assert!(
+        e.message.contains("| llama.cpp | engine version | llama-cpp-sys-2 0.1.161 &#40;ggml 0.26.0&#41; | llama-cpp-sys-2 0.1.170"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn reports_lead_with_regressed_then_inconclusive_and_fold_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = many(6, |_| None);
+    assert_eq!(bless(&write(&base, &dir.path().join("base.json")), &dir.path().join("baselines"), false).code, 0);
+    let mut cur = base.clone();
+    scale_decode(&mut cur.benchmarks[4], 0.7); // regressed
+    // Inconclusive: a 10% drop on average, but with runs that overlap the baseline's.
+    for (i, run) in cur.benchmarks[2].runs.iter_mut().enumerate() {
+        run.decode_tps = run.decode_tps.map(|v| v * if i % 2 == 0 { 0.75 } else { 1.02 });
+    }
+    let e = compare(dir.path(), &write(&cur, &dir.path().join("cur.json")), &[]);
+    assert_eq!(e.code, 1, "{}", e.message);
+    let md = std::fs::read_to_string(dir.path().join("out/gate.md")).unwrap();
+    let (lead, folded) = md.split_once("<details><summary>").expect("the rest is folded");
+    let rows: Vec<&str> = lead.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| benchmark")).collect();
+    let verdicts: Vec<&str> =
+        rows.iter().map(|l| if l.contains("regressed") { "regressed" } else if l.contains("inconclusive") { "inconclusive" } else { "other" }).collect();
+    assert_eq!(verdicts.first(), Some(&"regressed"), "{md}");
+    assert!(verdicts.contains(&"inconclusive") && !verdicts.contains(&"other"), "{md}");
+    let first_inconclusive = verdicts.iter().position(|v| *v == "inconclusive").unwrap();
+    assert!(verdicts[first_inconclusive..].iter().all(|v| *v == "inconclusive"), "regressed rows come first:\n{md}");
+    assert!(folded.contains("unchanged") && !folded.contains("regressed |"), "{md}");
+    // The HTML keeps the same order: a lead table open, the rest in a closed <details>.
+    let html = std::fs::read_to_string(dir.path().join("out/gate.html")).unwrap();
+    let lead_at = html.find("id=\"lead\"").unwrap();
+    let rest_at = html.find("<details id=\"rest\">").unwrap();
+    assert!(lead_at < rest_at && !html.contains("<details id=\"rest\" open"));
+}

@@ -178,7 +178,18 @@ fn report_renders_sorts_and_keeps_hostile_names_as_text() {
     // Rendered, and our one script ran to its end.
     assert_eq!(d.script("return document.title;"), json!("tokbench regression gate: fail"));
     assert_eq!(d.script("return document.body.getAttribute('data-ready');"), json!("1"));
-    assert_eq!(d.script("return document.querySelectorAll('#results tbody tr').length;"), json!(16));
+    // Regressed and inconclusive rows lead, open; the other rows wait in a closed <details>: 16 in all.
+    let lead = d.script("return Array.from(document.querySelectorAll('#lead tbody tr')).map(r => r.cells[2].textContent.trim());");
+    let lead: Vec<&str> = lead.as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert!(!lead.is_empty() && lead.iter().all(|v| *v == "regressed" || *v == "inconclusive"), "{lead:?}");
+    assert_eq!(lead[0], "regressed");
+    let rest = d.script("return document.querySelectorAll('#results tbody tr').length;").as_u64().unwrap();
+    assert_eq!(lead.len() as u64 + rest, 16);
+    assert_eq!(d.script("return document.querySelector('#rest').open;"), json!(false));
+    assert_eq!(d.script("return document.querySelector('#results').checkVisibility();"), json!(false));
+    d.click("#rest > summary");
+    assert_eq!(d.script("return document.querySelector('#rest').open;"), json!(true));
+    assert_eq!(d.script("return document.querySelector('#results').checkVisibility();"), json!(true));
     assert!(d.script("return document.querySelectorAll('svg').length;").as_u64().unwrap() >= 3);
 
     // Hostile names stay text: no extra script, no injected element, no alert, the literal text is shown.

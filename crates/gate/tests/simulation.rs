@@ -291,3 +291,140 @@ fn ram_noise_never_fails_the_gate() {
     }
     assert_eq!(caught, 200);
 }
+
+/// Real A/A jobs of the A/B gate on the committed matrix's llama.cpp rows (`cargo xtask compare --ab HEAD` with
+/// nothing changed, on the 2-core development machine): `tests/data/sessions/ab/<job>-base.json` and
+/// `<job>-head.json`, each the results of one side (per-token times stripped). Every job ran at its own time.
+fn ab_jobs() -> Vec<(RunResults, RunResults)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/sessions/ab");
+    let mut bases: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with("-base.json"))
+        .collect();
+    bases.sort();
+    bases
+        .iter()
+        .map(|b| {
+            let h = PathBuf::from(b.to_string_lossy().replace("-base.json", "-head.json"));
+            (RunResults::read(b).unwrap(), RunResults::read(&h).unwrap())
+        })
+        .collect()
+}
+
+const TIMED: [Metric; 3] = [Metric::TtftS, Metric::PrefillTps, Metric::DecodeTps];
+
+/// Whether a pull request fails: every benchmark × timed metric of `current` judged against `baseline`, unpaired
+/// (committed-baseline mode). With `confirm`, each regressed metric is re-judged on `fresh` and must regress again.
+fn pr_fails_unpaired(baseline: &RunResults, current: &RunResults, confirm: Option<&RunResults>, slower: f64) -> bool {
+    let config = GateConfig::default();
+    let values = |r: &RunResults, id: &str, m: Metric, scale: bool| -> Vec<f64> {
+        let b = r.benchmarks.iter().find(|b| b.id.to_string() == id).unwrap();
+        let k = if scale && m == Metric::DecodeTps { slower } else { 1.0 };
+        b.runs.iter().filter_map(|run| run.value(m)).map(|v| v * k).collect()
+    };
+    baseline.benchmarks.iter().any(|b| {
+        let id = b.id.to_string();
+        TIMED.iter().any(|&m| {
+            let judge_on = |c: &RunResults| {
+                judge(&values(baseline, &id, m, false), &values(c, &id, m, true), m.better(), config.threshold(m), config.alpha)
+                    .verdict
+                    == Verdict::Regressed
+            };
+            judge_on(current) && confirm.is_none_or(judge_on)
+        })
+    })
+}
+
+/// Per-PR rates of the A/B mode: per trial, every benchmark × timed metric gets `rounds` paired log-differences
+/// drawn (with replacement, signs as measured) from that benchmark's real A/A rounds, decode shifted by
+/// `ln(slower)`, judged by the paired rule; the PR fails if any regresses.
+fn pr_rate_ab(jobs: &[(RunResults, RunResults)], rounds: usize, slower: f64, seed: u64) -> f64 {
+    let config = GateConfig::default();
+    let mut pools: Vec<(Metric, Vec<f64>)> = Vec::new();
+    for b in &jobs[0].0.benchmarks {
+        for m in TIMED {
+            let mut d = Vec::new();
+            for (base, head) in jobs {
+                let (x, y) = (base.benchmarks.iter().find(|x| x.id == b.id), head.benchmarks.iter().find(|y| y.id == b.id));
+                if let (Some(x), Some(y)) = (x, y) {
+                    let (xs, ys) = tokbench_gate::compare::paired_samples(x, y, m);
+                    d.extend(xs.iter().zip(&ys).map(|(x, y)| (y / x).ln()));
+                }
+            }
+            pools.push((m, d));
+        }
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut failed = 0;
+    for _ in 0..TRIALS {
+        let fails = pools.iter().any(|(m, pool)| {
+            let shift = if *m == Metric::DecodeTps { slower.ln() } else { 0.0 };
+            let base = vec![100.0; rounds];
+            let head: Vec<f64> =
+                (0..rounds).map(|_| 100.0 * (pool[rng.random_range(0..pool.len())] + shift).exp()).collect();
+            tokbench_gate::rule::judge_paired(&base, &head, m.better(), config.threshold(*m), config.alpha).verdict
+                == Verdict::Regressed
+        });
+        failed += fails as usize;
+    }
+    failed as f64 / TRIALS as f64
+}
+
+#[test]
+fn per_pull_request_rates_in_both_modes_on_real_aa_jobs() {
+    let jobs = ab_jobs();
+    assert!(jobs.len() >= 10, "need the real A/A jobs");
+    let rounds = committed_runs();
+    let n = jobs.len();
+    // Committed-baseline mode, on real sessions: the baseline is one job's base side, the pull request's run
+    // another job's head side (another time), the --confirm re-run a third job's. Every ordered choice of jobs.
+    let (mut pairs, mut fail, mut fail_confirmed, mut caught, mut caught_confirmed, mut triples) = (0, 0, 0, 0, 0, 0);
+    for i in 0..n {
+        for j in (0..n).filter(|&j| j != i) {
+            pairs += 1;
+            fail += pr_fails_unpaired(&jobs[i].0, &jobs[j].1, None, 1.0) as usize;
+            caught += pr_fails_unpaired(&jobs[i].0, &jobs[j].1, None, 0.9) as usize;
+            for k in (0..n).filter(|&k| k != i && k != j) {
+                triples += 1;
+                fail_confirmed += pr_fails_unpaired(&jobs[i].0, &jobs[j].1, Some(&jobs[k].1), 1.0) as usize;
+                caught_confirmed += pr_fails_unpaired(&jobs[i].0, &jobs[j].1, Some(&jobs[k].1), 0.9) as usize;
+            }
+        }
+    }
+    let pct = |a: usize, b: usize| 100.0 * a as f64 / b as f64;
+    let benchmarks = jobs[0].0.benchmarks.len();
+    let ab_null = pr_rate_ab(&jobs, rounds, 1.0, 5000);
+    let ab_ten = pr_rate_ab(&jobs, rounds, 0.9, 5001);
+    // The real A/A jobs themselves, each one pull request judged by the A/B gate as it ran.
+    let real_fail = jobs
+        .iter()
+        .filter(|(base, head)| {
+            let mode = tokbench_gate::compare::Mode::Interleaved {
+                base_ref: "HEAD".into(),
+                base_commit: "0".repeat(40),
+                rounds,
+                seed: 0,
+            };
+            let r = tokbench_gate::compare::compare_interleaved(head, base, &GateConfig::default(), "real", mode);
+            r.benchmarks.iter().flat_map(|b| &b.metrics).any(|m| TIMED.contains(&m.metric) && m.verdict == Verdict::Regressed)
+        })
+        .count();
+    println!(
+        "per pull request, {benchmarks} benchmarks × {} timed metrics judged together, {rounds} runs/rounds, {n} real A/A jobs:\n\
+         committed baselines (real sessions, {pairs} pairs): false alarms {:.1}%, 10% decode slowdown caught {:.1}%\n\
+         committed baselines + --confirm ({triples} triples): false alarms {:.1}%, 10% decode slowdown caught {:.1}%\n\
+         A/B interleaved, the real jobs as run: {real_fail}/{n} failed\n\
+         A/B interleaved ({TRIALS} PRs resampled from the real rounds): false alarms {:.2}%, 10% decode slowdown caught {:.2}%",
+        TIMED.len(),
+        pct(fail, pairs),
+        pct(caught, pairs),
+        pct(fail_confirmed, triples),
+        pct(caught_confirmed, triples),
+        ab_null * 100.0,
+        ab_ten * 100.0
+    );
+    assert_eq!(real_fail, 0, "a real A/A job failed the A/B gate");
+    assert!(ab_null <= 0.01, "A/B mode: {:.2}% false alarms per pull request", ab_null * 100.0);
+    assert!(ab_ten >= 0.95, "A/B mode catches a 10% decode slowdown in only {:.2}% of pull requests", ab_ten * 100.0);
+}
