@@ -155,7 +155,11 @@ pub fn matrix_of(config: &Config, config_dir: &Path, args: &RunArgs) -> Result<M
         }
     }
     if let Some(t) = args.first_token_timeout {
-        ensure!(t > 0.0, "--first-token-timeout must be positive");
+        ensure!(
+            tokbench_core::config::valid_timeout(t),
+            "--first-token-timeout {t} is not a timeout: give a finite number of seconds between 0 and {} (a day)",
+            tokbench_core::config::MAX_TIMEOUT_S
+        );
         servers.iter_mut().for_each(|s| s.first_token_timeout_s = t);
     }
     let concurrency = flag_or(&args.concurrency, &run.concurrency);

@@ -64,6 +64,12 @@ fn run_writes_a_complete_results_file() {
     assert!(r.machine.class_key.contains("c-"));
     let csv_text = std::fs::read_to_string(&csv).unwrap();
     assert!(csv_text.lines().count() > 2 && csv_text.contains("decode_tps"));
+    // stderr is a pipe here, as in a CI log: one plain line as each benchmark starts, one as it ends with its figures,
+    // the time so far and an estimate of the time left (progress bars would print nothing there).
+    let log = stderr(&o);
+    assert!(log.contains(&format!("[1/2] {}: 1 warmup + 3 timed runs", b.id)), "{log}");
+    let done = log.lines().find(|l| l.starts_with(&format!("[2/2] {}: TTFT ", r.benchmarks[1].id))).unwrap_or_default();
+    assert!(done.contains(" t/s (") && done.contains(" so far, about 0:00 left"), "{log}");
 }
 
 #[test]

@@ -67,6 +67,14 @@ pub struct ServerConfig {
 /// against.
 pub const SERVER_APIS: [&str; 3] = ["completions", "chat", "ollama"];
 
+/// The longest timeout a config may set: a day. Longer is a typo (or `inf`, which no clock can wait for).
+pub const MAX_TIMEOUT_S: f64 = 86_400.0;
+
+/// A timeout in seconds that a `Duration` can hold and a run can wait for: finite, positive, at most a day.
+pub fn valid_timeout(seconds: f64) -> bool {
+    seconds.is_finite() && seconds > 0.0 && seconds <= MAX_TIMEOUT_S
+}
+
 impl ServerConfig {
     pub fn default_api() -> String {
         "completions".to_string()
@@ -330,11 +338,18 @@ impl Config {
                 s.api,
                 SERVER_APIS.join(", ")
             );
-            ensure!(
-                s.first_token_timeout_s > 0.0 && s.gap_timeout_s > 0.0 && s.startup_timeout_s > 0.0,
-                "[[server]] {:?}: timeouts must be positive",
-                s.name
-            );
+            for (key, t) in [
+                ("startup_timeout_s", s.startup_timeout_s),
+                ("first_token_timeout_s", s.first_token_timeout_s),
+                ("gap_timeout_s", s.gap_timeout_s),
+            ] {
+                ensure!(
+                    valid_timeout(t),
+                    "[[server]] {:?}: {key} = {t} is not a timeout: give a finite number of seconds between 0 and \
+                     {MAX_TIMEOUT_S} (a day)",
+                    s.name
+                );
+            }
         }
         ensure!(r.threads.iter().all(|&t| t > 0), "[run] threads must be positive (leave it out for physical cores)");
         if let Some(ladder) = &self.ladder {
@@ -536,6 +551,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("prompts is empty"), "{e}");
+    }
+
+    #[test]
+    fn server_timeouts_must_be_finite_positive_seconds() {
+        let server = |t: &str| format!("{GOOD}\n[[server]]\nname = \"s\"\nurl = \"http://127.0.0.1:8080\"\ngap_timeout_s = {t}\n");
+        assert!(Config::parse(&server("30")).is_ok());
+        for bad in ["inf", "nan", "0", "-1", "1e9"] {
+            let e = Config::parse(&server(bad)).unwrap_err().to_string();
+            assert!(e.contains("gap_timeout_s") && e.contains("finite number of seconds"), "{bad}: {e}");
+        }
     }
 
     const LADDER: &str = "\n[ladder]\nbase = \"m\"\ntypes = [\"F16\", \"Q8_0\", \"Q4_K_M\"]\n";

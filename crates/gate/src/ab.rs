@@ -122,8 +122,10 @@ impl Worker {
             .write_all(&line)
             .and_then(|()| self.input.flush())
             .with_context(|| format!("the {label} worker stopped reading (did it crash? see its errors above)"))?;
-        let reply = read_line(&mut self.output)?
-            .with_context(|| format!("the {label} worker exited while answering {request:?} (see its errors above)"))?;
+        let Some(reply) = read_line(&mut self.output)? else {
+            let status = self.child.as_mut().and_then(|c| c.wait().ok()).map_or(String::new(), |s| format!(" ({s})"));
+            bail!("the {label} worker exited{status} while answering {request:?} (see its errors above)");
+        };
         serde_json::from_slice(&reply).with_context(|| format!("the {label} worker's reply is not of the protocol"))
     }
 

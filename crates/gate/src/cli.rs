@@ -39,13 +39,17 @@ pub struct CompareArgs {
     /// Compare against baselines measured on another machine class.
     #[arg(long)]
     pub allow_machine_mismatch: bool,
+    /// Let baseline benchmarks that the results lack pass (by default they fail the gate, named); also
+    /// `[gate] allow_missing = true`.
+    #[arg(long)]
+    pub allow_missing: bool,
     /// Where gate.md, gate.json and gate.html go.
     #[arg(long, default_value = "target/tokbench/gate")]
     pub out: PathBuf,
     /// Thresholds and significance level (`[gate]` table); defaults when absent.
     #[arg(long, default_value = "gate.toml")]
     pub gate_config: PathBuf,
-    /// Program that re-runs suspects for --confirm; it gets `run --filter <ids> -o <file> --quiet` then the
+    /// Program that re-runs suspects for --confirm; it gets `run --filter <ids> -o <file>` then the
     /// --confirm-arg values. Default: `cargo run --release -p tokbench --`.
     #[arg(long)]
     pub confirm_runner: Option<PathBuf>,
@@ -90,9 +94,86 @@ pub struct BlessArgs {
     pub results: PathBuf,
     #[arg(long, default_value = "baselines")]
     pub baselines_root: PathBuf,
-    /// Also delete baselines of benchmarks these results did not run.
+    /// Also delete baselines of benchmarks these results did not run (lists them; needs --yes).
     #[arg(long)]
     pub prune: bool,
+    /// Confirms --prune's deletions.
+    #[arg(long)]
+    pub yes: bool,
+    /// Bless results of part of the matrix (fewer runs than the config's, or without some benchmarks that have
+    /// baselines), keeping the other baselines as they are.
+    #[arg(long)]
+    pub partial: bool,
+    /// The benchmark config whose `[run] runs` the gate's comparisons will use.
+    #[arg(long, default_value = "tokbench.toml")]
+    pub config: PathBuf,
+    /// The gate's settings (α).
+    #[arg(long, default_value = "gate.toml")]
+    pub gate_config: PathBuf,
+}
+
+/// `[run] runs` of a benchmark config, when it has one.
+fn committed_runs(config: &Path) -> Result<Option<usize>> {
+    if !config.exists() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(config).with_context(|| format!("cannot read {}", config.display()))?;
+    let table: toml::Table = toml::from_str(&text).with_context(|| format!("{} is not valid TOML", config.display()))?;
+    Ok(table.get("run").and_then(|r| r.get("runs")).and_then(|r| r.as_integer()).map(|r| r.max(0) as usize))
+}
+
+/// Refuses what would weaken the gate for good: baselines too small to ever reach α, a partial run blessed as if it
+/// were the whole matrix, deletions nobody confirmed.
+fn check_bless(args: &BlessArgs, results: &RunResults) -> Result<()> {
+    let alpha = GateConfig::load_or_default(&args.gate_config)?.alpha;
+    let committed = committed_runs(&args.config)?;
+    for b in &results.benchmarks {
+        let n = b.runs.len();
+        let against = committed.unwrap_or(n).max(1);
+        if crate::rule::mann_whitney_k(n, against, alpha).is_none() {
+            let needed = (1..=64).find(|&m| crate::rule::mann_whitney_k(m, against, alpha).is_some()).unwrap_or(64);
+            bail!(
+                "benchmark {} has {n} run(s): a compare of {against} runs against it can never reach the gate's \
+                 α = {alpha}, so every change would pass as inconclusive. Bless at least {needed} runs per benchmark \
+                 (the committed config's {against}: `cargo xtask run`)",
+                b.id
+            );
+        }
+    }
+    let mut partial = Vec::new();
+    if let Some(c) = committed {
+        let short: Vec<String> = results.benchmarks.iter().filter(|b| b.runs.len() < c).map(|b| b.id.to_string()).collect();
+        if !short.is_empty() {
+            partial.push(format!("{} benchmark(s) have fewer runs than the config's {c} ({})", short.len(), short.join(", ")));
+        }
+    }
+    let dir = args.baselines_root.join(&results.machine.class_key);
+    let existing = BaselineSet::load_dir(&dir)?;
+    let absent: Vec<String> = existing
+        .by_id
+        .keys()
+        .filter(|id| !results.benchmarks.iter().any(|b| &b.id == *id))
+        .map(ToString::to_string)
+        .collect();
+    if args.prune && !args.yes {
+        bail!(
+            "--prune would delete {} baseline(s) of {}: {}. Run again with --prune --yes to delete them",
+            absent.len(),
+            dir.display(),
+            if absent.is_empty() { "none".into() } else { absent.join(", ") }
+        );
+    }
+    if !absent.is_empty() && !args.prune {
+        partial.push(format!("{} benchmark(s) with baselines are not in these results ({})", absent.len(), absent.join(", ")));
+    }
+    ensure!(
+        partial.is_empty() || args.partial,
+        "these results look like part of the matrix: {}. Bless the whole matrix (`cargo xtask run`, then bless), or \
+         pass --partial to bless just these and keep the other baselines (--prune --yes deletes baselines of \
+         benchmarks that no longer run)",
+        partial.join("; ")
+    );
+    Ok(())
 }
 
 /// Print how each benchmark × metric's baseline moved over the commits that changed it.
@@ -182,8 +263,9 @@ fn mismatch(class: &str, source: &str, found: &[String]) -> anyhow::Error {
     )
 }
 
-/// The baselines to compare with, after the machine-class check.
-fn load_baselines(args: &CompareArgs, class: &str) -> Result<BaselineSet> {
+/// The baselines to compare with, after the machine-class check, and a note for the report when there are none for
+/// this class at all (a neutral pass: nothing to compare with, and how to bless).
+fn load_baselines(args: &CompareArgs, class: &str) -> Result<(BaselineSet, Option<String>)> {
     let (set, others) = if let Some(dir) = &args.baseline {
         ensure!(dir.is_dir(), "baseline directory {} does not exist", dir.display());
         (BaselineSet::load_dir(dir)?, Vec::new())
@@ -198,22 +280,52 @@ fn load_baselines(args: &CompareArgs, class: &str) -> Result<BaselineSet> {
         return Err(mismatch(class, &set.source, &found));
     }
     let others: Vec<String> = others.into_iter().filter(|c| c != class).collect();
+    if set.by_id.is_empty() && args.baseline.is_none() && !args.allow_machine_mismatch {
+        let elsewhere = if others.is_empty() { String::new() } else { format!(" (there are for {})", others.join(", ")) };
+        let note = format!(
+            "no baselines for machine class {class} in {}{elsewhere}: nothing to compare with, so this is a neutral \
+             pass. Bless this machine's: run the bench workflow by hand (workflow_dispatch), or `cargo xtask run && \
+             cargo xtask bless` on the runner and commit baselines/{class}/",
+            set.source
+        );
+        return Ok((set, Some(note)));
+    }
     if set.by_id.is_empty() && !others.is_empty() {
-        if !args.allow_machine_mismatch {
-            return Err(mismatch(class, &args.baselines_root.display().to_string(), &others));
-        }
         ensure!(
             others.len() == 1,
             "baselines exist for several other machine classes ({}): pick one with --baseline DIR",
             others.join(", ")
         );
-        return if let Some(rev) = &args.base {
-            Ok(read_at_ref(&args.baselines_root, rev, &others[0])?.0)
+        let set = if let Some(rev) = &args.base {
+            read_at_ref(&args.baselines_root, rev, &others[0])?.0
         } else {
-            BaselineSet::load_dir(&args.baselines_root.join(&others[0]))
+            BaselineSet::load_dir(&args.baselines_root.join(&others[0]))?
         };
+        return Ok((set, None));
     }
-    Ok(set)
+    Ok((set, None))
+}
+
+/// Other settings or another model file make a comparison meaningless: an input error naming each difference.
+fn check_comparable(current: &[BenchmarkResult], baselines: &BaselineSet) -> Result<()> {
+    let mut problems = Vec::new();
+    for cur in current {
+        if let Some(base) = baselines.by_id.get(&cur.id) {
+            let diffs = crate::compare::not_comparable(&base.benchmark, cur);
+            if !diffs.is_empty() {
+                problems.push(format!("  {}: {}", cur.id, diffs.join("; ")));
+            }
+        }
+    }
+    ensure!(
+        problems.is_empty(),
+        "{} benchmark(s) were measured differently from their baselines (baseline → current), so their numbers are \
+         not comparable:\n{}\nCompare results made with the baseline's settings and model file, or re-bless \
+         (`cargo xtask run && cargo xtask bless`)",
+        problems.len(),
+        problems.join("\n")
+    );
+    Ok(())
 }
 
 #[cfg(feature = "git")]
@@ -261,7 +373,7 @@ fn rerun(args: &CompareArgs, ids: &[BenchmarkId]) -> Result<Vec<BenchmarkResult>
             c
         }
     };
-    cmd.arg("run").arg("--filter").arg(ids.join(",")).arg("-o").arg(&file).arg("--quiet").args(&args.confirm_args);
+    cmd.arg("run").arg("--filter").arg(ids.join(",")).arg("-o").arg(&file).args(&args.confirm_args);
     eprintln!("--confirm: re-running {} suspect benchmark(s): {}", ids.len(), ids.join(", "));
     let status = cmd.status().with_context(|| format!("cannot start the re-run {cmd:?}"))?;
     ensure!(status.success(), "the --confirm re-run failed ({status}): {cmd:?}");
@@ -278,9 +390,11 @@ struct Compared {
 
 fn compare_with_baselines(args: &CompareArgs, config: &GateConfig) -> Result<Compared> {
     let current = load_results(&args.results)?;
-    let baselines = load_baselines(args, &current.class)?;
+    let (baselines, no_baselines) = load_baselines(args, &current.class)?;
+    check_comparable(&current.benchmarks, &baselines)?;
     let mut report =
         compare(&current.benchmarks, &baselines, config, &current.class, &current.source, current.commit.clone());
+    report.notes.extend(no_baselines);
     if args.confirm {
         let suspects = report.suspects();
         if !suspects.is_empty() {
@@ -339,6 +453,7 @@ fn compare_ab(args: &CompareArgs, rev: &str, config: &GateConfig) -> Result<Comp
                 rounds: run.rounds,
                 seed: run.seed,
             };
+            check_comparable(&run.head.benchmarks, &crate::compare::base_set(&run.base, "the base build"))?;
             let mut report =
                 crate::compare::compare_interleaved(&run.head, &run.base, config, &head_file.display().to_string(), mode);
             if !run.base_only.is_empty() {
@@ -356,10 +471,12 @@ fn compare_ab(args: &CompareArgs, rev: &str, config: &GateConfig) -> Result<Comp
             results.write(&head_file)?;
             let class = results.machine.class_key.clone();
             let fallback = CompareArgs { base: Some(rev.to_string()), ab: None, ..args.clone() };
-            let baselines = load_baselines(&fallback, &class)?;
+            let (baselines, no_baselines) = load_baselines(&fallback, &class)?;
+            check_comparable(&results.benchmarks, &baselines)?;
             let commit = results.git.as_ref().map(|g| g.commit.clone());
             let source = head_file.display().to_string();
             let mut report = compare(&results.benchmarks, &baselines, config, &class, &source, commit);
+            report.notes.extend(no_baselines);
             report.notes.push(format!(
                 "not an A/B comparison: {why}, so the head was compared with the baselines committed at {rev} \
                  (measured on another day: drift between sessions can pass for a change)"
@@ -375,7 +492,8 @@ fn resolve_commit(root: &Path, rev: &str) -> Option<String> {
 }
 
 fn compare_inner(args: &CompareArgs) -> Result<(GateReport, String)> {
-    let config = GateConfig::load_or_default(&args.gate_config)?;
+    let mut config = GateConfig::load_or_default(&args.gate_config)?;
+    config.allow_missing |= args.allow_missing;
     let Compared { report, current, baselines, class } = match &args.ab {
         Some(rev) => compare_ab(args, rev, &config)?,
         None => compare_with_baselines(args, &config)?,
@@ -428,6 +546,10 @@ pub fn run_compare(args: &CompareArgs) -> Exit {
             if code == EXIT_REGRESSION {
                 let mut list: Vec<String> = report.regressions().iter().map(|(id, m)| format!("{id} {m}")).collect();
                 list.extend(report.broken().map(|f| format!("{} failed", f.id)));
+                if !report.allow_missing {
+                    let missing = report.benchmarks.iter().filter(|b| b.verdict == crate::rule::Verdict::Missing);
+                    list.extend(missing.map(|b| format!("{} missing (--allow-missing lets it pass)", b.id)));
+                }
                 md.push_str(&format!("\nregressed: {}\n", list.join("; ")));
             }
             md.push_str(&format!("\nreports: {}/gate.{{md,json,html}}\n", args.out.display()));
@@ -442,13 +564,11 @@ pub fn run_bless(args: &BlessArgs) -> Exit {
     let go = || -> Result<String> {
         let results = RunResults::read(&args.results)
             .with_context(|| "bless needs a results file: run `cargo xtask run` first or pass --results FILE")?;
+        check_bless(args, &results)?;
         let out = baseline::bless(&results, &args.baselines_root, args.prune)?;
         let mut msg = format!("blessed {} benchmark(s) into {}", out.written.len(), out.dir.display());
         if results.git.as_ref().is_some_and(|g| g.dirty) {
             msg.push_str("\nnote: these results were measured with uncommitted changes");
-        }
-        if results.benchmarks.iter().any(|b| b.runs.len() < 5) {
-            msg.push_str("\nnote: some benchmarks have fewer than 5 runs; the gate needs 4+ per side to decide");
         }
         if !out.kept.is_empty() {
             msg.push_str(&format!(

@@ -46,6 +46,9 @@ pub struct GateReport {
     /// Benchmarks the current build could not finish (a failure fails the gate when the baseline side ran it).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub failures: Vec<FailedComparison>,
+    /// Whether baseline benchmarks missing from the results pass (`--allow-missing`); otherwise they fail the gate.
+    #[serde(default)]
+    pub allow_missing: bool,
     pub counts: BTreeMap<Verdict, usize>,
     pub benchmarks: Vec<BenchmarkComparison>,
 }
@@ -169,19 +172,51 @@ pub fn engine_changes(base: &EngineInfo, cur: &EngineInfo) -> Vec<Change> {
     out
 }
 
+/// What makes a comparison meaningless rather than less like-for-like: other settings or another model file. Each
+/// difference is named, `field: baseline → current`.
+pub fn not_comparable(base: &BenchmarkResult, cur: &BenchmarkResult) -> Vec<String> {
+    let mut out = Vec::new();
+    if base.settings != cur.settings {
+        let (b, c) = (serde_json::to_value(&base.settings).unwrap_or_default(), serde_json::to_value(&cur.settings).unwrap_or_default());
+        let flat = |v: &serde_json::Value| -> Vec<(String, String)> {
+            let mut fields = Vec::new();
+            if let serde_json::Value::Object(map) = v {
+                for (k, v) in map {
+                    match v {
+                        serde_json::Value::Object(inner) => {
+                            fields.extend(inner.iter().map(|(k2, v2)| (format!("{k}.{k2}"), v2.to_string())))
+                        }
+                        v => fields.push((k.clone(), v.to_string())),
+                    }
+                }
+            }
+            fields
+        };
+        let (bf, cf) = (flat(&b), flat(&c));
+        for (key, bv) in &bf {
+            let cv = cf.iter().find(|(k, _)| k == key).map_or("—", |(_, v)| v.as_str());
+            if cv != bv {
+                out.push(format!("{key}: {bv} → {cv}"));
+            }
+        }
+    }
+    if !base.model.sha256.is_empty() && !cur.model.sha256.is_empty() && base.model.sha256 != cur.model.sha256 {
+        out.push(format!(
+            "model file SHA-256: {}… → {}…",
+            &base.model.sha256[..base.model.sha256.len().min(12)],
+            &cur.model.sha256[..cur.model.sha256.len().min(12)]
+        ));
+    }
+    out
+}
+
 fn like_for_like_notes(base: &BenchmarkResult, cur: &BenchmarkResult) -> Vec<String> {
     let mut notes = Vec::new();
-    if base.settings != cur.settings {
-        notes.push("settings differ from the baseline's".into());
-    }
     if base.prompt != cur.prompt {
         notes.push(format!(
             "prompt differs from the baseline's ({}→{} prompt tokens, {}→{} generated)",
             base.prompt.prompt_tokens, cur.prompt.prompt_tokens, base.prompt.gen_tokens, cur.prompt.gen_tokens
         ));
-    }
-    if base.model.sha256 != cur.model.sha256 {
-        notes.push("model file differs from the baseline's (SHA-256)".into());
     }
     if !engine_changes(&base.engine, &cur.engine).is_empty() {
         notes.push("engine differs from the baseline's (see \"What changed\")".into());
@@ -359,6 +394,7 @@ fn compare_in(
         changes,
         notes: Vec::new(),
         failures: Vec::new(),
+        allow_missing: config.allow_missing,
         counts: BTreeMap::new(),
         benchmarks,
     };
@@ -412,7 +448,8 @@ impl GateReport {
             *self.counts.entry(m.verdict).or_default() += 1;
         }
         let failed = self.counts.get(&Verdict::Regressed).copied().unwrap_or(0) > 0
-            || self.broken().next().is_some();
+            || self.broken().next().is_some()
+            || (!self.allow_missing && self.benchmarks.iter().any(|b| b.verdict == Verdict::Missing));
         self.outcome = if failed { Outcome::Fail } else { Outcome::Pass };
         // Worst first, then by id: the rows a reviewer needs are on top.
         self.benchmarks.sort_by(|a, b| a.verdict.cmp(&b.verdict).then_with(|| a.id.cmp(&b.id)));

@@ -26,6 +26,8 @@ pub struct GateConfig {
     pub metrics: Vec<Metric>,
     pub threshold: BTreeMap<Metric, f64>,
     pub min_abs: BTreeMap<Metric, f64>,
+    /// A baseline benchmark absent from the results passes instead of failing (`[gate] allow_missing`).
+    pub allow_missing: bool,
 }
 
 /// Two-sided level of the Mann–Whitney interval. 0.02 makes the one-sided false-alarm rate at most 1% for noise of
@@ -58,6 +60,7 @@ impl Default for GateConfig {
             // A page or two of RSS moves between identical runs; 1 MiB is noise for an LLM, not a regression.
             // The KLD base's own KLD is 0, so a relative change alone cannot judge it.
             min_abs: BTreeMap::from([(Metric::PeakRssDeltaBytes, 1024.0 * 1024.0), (Metric::MeanKld, 0.001)]),
+            allow_missing: false,
         }
     }
 }
@@ -73,6 +76,7 @@ struct File {
 struct Table {
     alpha: Option<f64>,
     metrics: Option<Vec<Metric>>,
+    allow_missing: Option<bool>,
     #[serde(default)]
     threshold: BTreeMap<Metric, f64>,
     #[serde(default)]
@@ -103,6 +107,9 @@ impl GateConfig {
         if let Some(a) = t.alpha {
             ensure!(a > 0.0 && a < 0.5, "gate.alpha must be between 0 and 0.5, got {a}");
             config.alpha = a;
+        }
+        if let Some(a) = t.allow_missing {
+            config.allow_missing = a;
         }
         if let Some(m) = t.metrics {
             ensure!(!m.is_empty(), "gate.metrics is empty: list at least one metric");

@@ -42,26 +42,85 @@ fn bless_then_compare_unchanged_passes_and_a_slowdown_fails_naming_it() {
 }
 
 #[test]
-fn new_and_missing_benchmarks_do_not_fail_and_bless_keeps_or_prunes() {
+fn missing_benchmarks_fail_unless_allowed_and_bless_guards_what_it_keeps() {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("baselines");
     let ab = write(&many(2, |i| Some(short_id(["a", "b"][i]))), &dir.path().join("ab.json"));
     assert_eq!(bless(&ab, &root, false).code, 0);
     let bc = write(&many(2, |i| Some(short_id(["b", "c"][i]))), &dir.path().join("bc.json"));
+    // a has a baseline but did not run: the gate fails, naming it; new c passes.
     let e = compare(dir.path(), &bc, &[]);
-    assert_eq!(e.code, 0, "{}", e.message);
+    assert_eq!(e.code, 1, "{}", e.message);
+    assert!(e.message.contains("x/m/q/a/t1 missing (--allow-missing lets it pass)"), "{}", e.message);
     let r = e.report.unwrap();
     let verdict = |id: &str| r.benchmarks.iter().find(|b| b.id == short_id(id)).unwrap().verdict;
     assert_eq!((verdict("a"), verdict("b"), verdict("c")), (Verdict::Missing, Verdict::Unchanged, Verdict::New));
+    let md = std::fs::read_to_string(dir.path().join("out/gate.md")).unwrap();
+    let lead = md.split("<details>").next().unwrap();
+    assert!(lead.contains("x/m/q/a/t1") && lead.contains("missing"), "a missing benchmark is not shown up front:\n{md}");
+    assert_eq!(compare(dir.path(), &bc, &["--allow-missing"]).code, 0);
+    // The helper's gate config (absent so far) with `allow_missing = true`.
+    std::fs::write(dir.path().join("no-gate.toml"), "[gate]\nallow_missing = true\n").unwrap();
+    assert_eq!(compare(dir.path(), &bc, &[]).code, 0);
+    std::fs::remove_file(dir.path().join("no-gate.toml")).unwrap();
 
-    // Blessing b, c keeps a unless --prune.
-    let e = bless(&bc, &root, false);
-    assert!(e.message.contains("kept 1"), "{}", e.message);
+    // Blessing b, c over a, b: a partial matrix, refused unless --partial (which keeps a).
     let class_dir = root.join(real().machine.class_key);
+    let e = bless(&bc, &root, false);
+    assert_eq!(e.code, 2, "{}", e.message);
+    assert!(e.message.contains("x/m/q/a/t1") && e.message.contains("--partial"), "{}", e.message);
+    assert!(!class_dir.join("x+m+q+c+t1.json").exists(), "a refused bless wrote something");
+    let e = bless_with(&bc, &root, &["--partial"]);
+    assert!(e.code == 0 && e.message.contains("kept 1"), "{}", e.message);
+    assert!(class_dir.join("x+m+q+a+t1.json").is_file());
+    // --prune lists what it would delete and deletes only with --yes.
+    let e = bless_with(&bc, &root, &["--prune"]);
+    assert_eq!(e.code, 2, "{}", e.message);
+    assert!(e.message.contains("would delete 1 baseline(s)") && e.message.contains("x/m/q/a/t1"), "{}", e.message);
     assert!(class_dir.join("x+m+q+a+t1.json").is_file());
     let e = bless(&bc, &root, true);
     assert!(e.message.contains("pruned x/m/q/a/t1"), "{}", e.message);
     assert!(!class_dir.join("x+m+q+a+t1.json").exists() && class_dir.join("x+m+q+c+t1.json").is_file());
+}
+
+#[test]
+fn bless_refuses_results_the_gate_could_never_decide_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("baselines");
+    let mut one = many(1, |_| None);
+    one.benchmarks[0].runs.truncate(1);
+    let e = bless(&write(&one, &dir.path().join("one.json")), &root, false);
+    assert_eq!(e.code, 2, "{}", e.message);
+    assert!(e.message.contains("has 1 run(s)") && e.message.contains("never reach the gate's α = 0.02"), "{}", e.message);
+    assert!(!root.exists() || std::fs::read_dir(&root).unwrap().next().is_none(), "a refused bless wrote something");
+    // Against the committed config's 7 runs, 3 runs can reach α (2/120 ≤ 0.02), 2 cannot.
+    let config = dir.path().join("tokbench.toml");
+    std::fs::write(&config, "[run]\nruns = 7\n").unwrap();
+    let mut two = many(1, |_| None);
+    two.benchmarks[0].runs.truncate(2);
+    let e = bless_with(&write(&two, &dir.path().join("two.json")), &root, &["--config", config.to_str().unwrap()]);
+    assert!(e.code == 2 && e.message.contains("at least 3 runs"), "{}", e.message);
+    // 5 runs reach α but are fewer than the config's 7: a partial run, blessed only with --partial.
+    let five = write(&many(1, |_| None), &dir.path().join("five.json"));
+    let e = bless_with(&five, &root, &["--config", config.to_str().unwrap()]);
+    assert!(e.code == 2 && e.message.contains("fewer runs than the config's 7"), "{}", e.message);
+    let e = bless_with(&five, &root, &["--config", config.to_str().unwrap(), "--partial"]);
+    assert_eq!(e.code, 0, "{}", e.message);
+}
+
+#[test]
+fn other_settings_or_model_file_are_an_input_error_naming_the_difference() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = many(2, |_| None);
+    assert_eq!(bless(&write(&base, &dir.path().join("base.json")), &dir.path().join("baselines"), false).code, 0);
+    let mut cur = base.clone();
+    cur.benchmarks[1].settings.ctx_size = 4096;
+    cur.benchmarks[1].model.sha256 = "f".repeat(64);
+    let e = compare(dir.path(), &write(&cur, &dir.path().join("cur.json")), &[]);
+    assert_eq!(e.code, 2, "{}", e.message);
+    let id = cur.benchmarks[1].id.to_string();
+    assert!(e.message.contains(&format!("{id}: ctx_size: 2048 → 4096; model file SHA-256: ")), "{}", e.message);
+    assert!(e.message.contains("re-bless"), "{}", e.message);
 }
 
 #[test]
@@ -95,12 +154,15 @@ fn bad_inputs_exit_2_naming_the_file_and_the_fix() {
     let e = compare(dir.path(), &dir.path().join("bad.json"), &[]);
     assert!(e.code == 2 && e.message.contains("bad.json"), "{}", e.message);
 
-    // Baselines only for another machine class: refused unless allowed.
+    // Baselines only for another machine class (a new runner's first pull request): a neutral pass that says how
+    // to bless, unless a comparison across machines is asked for.
     std::fs::rename(&class_dir, root.join("other-machine-8c-16g-macos-aarch64")).unwrap();
     let e = compare(dir.path(), &res, &[]);
-    assert_eq!(e.code, 2);
+    assert_eq!(e.code, 0, "{}", e.message);
     assert!(
-        e.message.contains("other-machine-8c-16g-macos-aarch64") && e.message.contains("--allow-machine-mismatch"),
+        e.message.contains("no baselines for machine class")
+            && e.message.contains("other-machine-8c-16g-macos-aarch64")
+            && e.message.contains("cargo xtask bless"),
         "{}",
         e.message
     );

@@ -41,7 +41,8 @@ pub fn kl_divergence_topk(base: &ScoredToken, logits: &[f32]) -> TokenKld {
     }
     let argmax = log_softmax_at(logits, 0).argmax;
     TokenKld {
-        kld: kld.max(0.0),
+        // Rounding can leave a hair below 0; NaN (from NaN logits) must stay NaN, which `f64::max` would hide as 0.
+        kld: if kld < 0.0 { 0.0 } else { kld },
         same_top: base.top.first().is_some_and(|t| t.0 == argmax),
         p_base_target: f64::from(base.base_logprob_target).exp(),
         p_current_target: current(base.target).exp(),
@@ -146,6 +147,13 @@ mod tests {
             let all = kl_divergence_topk(&base_of(&p, 200, 3), &q);
             assert!((all.kld - full).abs() < 1e-5, "{} vs {full}", all.kld);
         }
+    }
+
+    #[test]
+    fn nan_logits_give_a_nan_divergence_not_zero() {
+        let base = base_of(&[1.0, 0.5, 0.0], 2, 0);
+        let t = kl_divergence_topk(&base, &[f32::NAN, 0.5, 0.0]);
+        assert!(t.kld.is_nan(), "NaN logits were hidden as {}", t.kld);
     }
 
     #[test]

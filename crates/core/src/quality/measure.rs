@@ -139,13 +139,28 @@ pub fn score_corpus(
         w.finish()?;
     }
     let summary = ppl.finish();
+    ensure!(
+        summary.ppl.is_finite(),
+        "the perplexity of {} is {} (not a number a gate can compare): the model produced non-finite logits — a \
+         damaged file or a broken quantization; check it with `tokbench perplexity --model {}`",
+        model_file.display(),
+        summary.ppl,
+        model_file.display()
+    );
     let eval_tokens = plan.n_chunks * plan.n_ctx;
     let kld = match base {
-        Some(base) => Some(KldVsBase {
-            base_model: base.header.model_file.clone(),
-            top_k: base.k as usize,
-            summary: kld.finish(),
-        }),
+        Some(base) => {
+            let summary = kld.finish();
+            ensure!(
+                summary.mean_kld.is_finite(),
+                "the KL-divergence of {} from {} is {}: the model produced non-finite logits — a damaged file or a \
+                 broken quantization",
+                model_file.display(),
+                base.header.model_file,
+                summary.mean_kld
+            );
+            Some(KldVsBase { base_model: base.header.model_file.clone(), top_k: base.k as usize, summary })
+        }
         None => None,
     };
     Ok(QualityResult {
@@ -164,4 +179,63 @@ pub fn score_corpus(
 
 fn file_name(p: &Path) -> String {
     p.file_name().map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{GenerationRequest, LogitsAt, ModelDetails};
+    use crate::metrics::TraceRecorder;
+
+    /// A byte-level "model" whose logits are all `logit`: NaN stands for a damaged file.
+    struct Constant {
+        logit: f32,
+    }
+
+    impl LoadedModel for Constant {
+        fn details(&self) -> ModelDetails {
+            ModelDetails { n_params: None, n_ctx_train: Some(64), n_vocab: Some(256) }
+        }
+        fn context_size(&self) -> usize {
+            64
+        }
+        fn tokenize(&self, text: &str) -> Result<Vec<u32>> {
+            Ok(text.bytes().map(u32::from).collect())
+        }
+        fn detokenize(&self, tokens: &[u32]) -> Result<String> {
+            Ok(tokens.iter().map(|&t| t as u8 as char).collect())
+        }
+        fn generate(&mut self, _: &GenerationRequest<'_>, _: &mut TraceRecorder) -> Result<()> {
+            bail!("not for generation")
+        }
+        fn score_chunks(
+            &mut self,
+            request: &ScoringRequest<'_>,
+            on_logits: &mut dyn FnMut(LogitsAt<'_>) -> Result<()>,
+        ) -> Result<()> {
+            let logits = vec![self.logit; 256];
+            for chunk in 0..request.n_chunks {
+                for position in request.first_scored..request.n_ctx - 1 {
+                    on_logits(LogitsAt { chunk, position, logits: &logits })?;
+                }
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_non_finite_perplexity_is_an_error_naming_the_model_not_a_number_in_the_results() {
+        let dir = tempfile::tempdir().unwrap();
+        let corpus = dir.path().join("corpus.txt");
+        std::fs::write(&corpus, "the quick brown fox jumps over the lazy dog. ".repeat(8)).unwrap();
+        let options =
+            QualityOptions { corpus, n_ctx: 32, max_chunks: None, save_base: None, kld_base: None, top_k: 8 };
+        let model_file = Path::new("broken-Q4_K_M.gguf");
+        // Uniform logits: PPL is the vocabulary size, exactly.
+        let ok = score_corpus(&mut Constant { logit: 0.0 }, model_file, "test", &options).unwrap();
+        assert!((ok.ppl - 256.0).abs() < 1e-6, "{}", ok.ppl);
+        let e = score_corpus(&mut Constant { logit: f32::NAN }, model_file, "test", &options).unwrap_err();
+        let e = format!("{e:#}");
+        assert!(e.contains("perplexity of broken-Q4_K_M.gguf is NaN") && e.contains("non-finite logits"), "{e}");
+    }
 }

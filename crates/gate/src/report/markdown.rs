@@ -120,10 +120,13 @@ pub fn render(report: &GateReport) -> String {
         report.benchmarks.iter().flat_map(|b| b.metrics.iter().map(move |m| (b, m))).collect();
     // Regressed, then inconclusive, then the rest; by id within each.
     rows.sort_by(|a, b| a.1.verdict.cmp(&b.1.verdict).then_with(|| a.0.id.cmp(&b.0.id)));
-    let needs_eyes = |m: &MetricComparison| matches!(m.verdict, Verdict::Regressed | Verdict::Inconclusive);
+    let needs_eyes = |m: &MetricComparison| {
+        matches!(m.verdict, Verdict::Regressed | Verdict::Inconclusive)
+            || (m.verdict == Verdict::Missing && !report.allow_missing)
+    };
     let (lead, rest): (Vec<_>, Vec<_>) = rows.iter().partition(|(_, m)| needs_eyes(m));
     if lead.is_empty() {
-        out.push_str("No metric regressed or is inconclusive.\n");
+        out.push_str("No metric regressed or is inconclusive, and no benchmark is missing.\n");
     } else {
         out.push_str(HEADER);
         for (b, m) in &lead {

@@ -54,10 +54,13 @@ pub fn write(r: &RunResults, path: &Path) -> PathBuf {
 }
 
 pub fn bless(results: &Path, root: &Path, prune: bool) -> Exit {
+    bless_with(results, root, if prune { &["--prune", "--yes"] } else { &[] })
+}
+
+/// `cargo xtask bless` with extra flags (no benchmark config: the crate directory has none).
+pub fn bless_with(results: &Path, root: &Path, extra: &[&str]) -> Exit {
     let mut args = vec!["bless", "--results", results.to_str().unwrap(), "--baselines-root", root.to_str().unwrap()];
-    if prune {
-        args.push("--prune");
-    }
+    args.extend_from_slice(extra);
     run_bless(&<BlessArgs as clap::Parser>::try_parse_from(args).unwrap())
 }
 
