@@ -35,6 +35,24 @@ pub struct HttpBackend {
     log_dir: PathBuf,
 }
 
+/// A warning when an API key would travel unencrypted: over `http://` to anything but this machine.
+pub fn cleartext_key_warning(server: &str, url: &str) -> Option<String> {
+    let rest = url.strip_prefix("http://")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    (!loopback).then(|| {
+        format!(
+            "server {server:?} gets its API key over plain http:// ({url}): anyone on the network path can read it; \
+             use https://"
+        )
+    })
+}
+
 impl HttpBackend {
     pub fn new(config: &ServerConfig) -> Result<HttpBackend> {
         let api: Api = config.api.parse().with_context(|| format!("server {:?}", config.name))?;
@@ -82,9 +100,15 @@ impl HttpBackend {
     fn api_key(&self) -> Result<Option<String>> {
         match &self.config.api_key_env {
             None => Ok(None),
-            Some(var) => std::env::var(var)
-                .map(Some)
-                .map_err(|_| anyhow!("server {:?} takes its API key from ${var}, which is not set", self.config.name)),
+            Some(var) => {
+                let key = std::env::var(var)
+                    .map_err(|_| anyhow!("server {:?} takes its API key from ${var}, which is not set", self.config.name))?;
+                if let Some(warning) = cleartext_key_warning(&self.config.name, &self.config.url) {
+                    static WARNED: std::sync::Once = std::sync::Once::new();
+                    WARNED.call_once(|| eprintln!("warning: {warning}"));
+                }
+                Ok(Some(key))
+            }
         }
     }
 
@@ -345,6 +369,22 @@ impl Drop for HttpModel {
     fn drop(&mut self) {
         if let Some(mut p) = self.process.take() {
             p.stop();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cleartext_key_warning;
+
+    #[test]
+    fn an_api_key_over_plain_http_to_another_host_is_warned_about() {
+        for url in ["http://gpu-box.lan:8080/v1", "http://10.0.0.7:11434", "http://user@example.com/v1"] {
+            let w = cleartext_key_warning("remote", url).unwrap_or_else(|| panic!("no warning for {url}"));
+            assert!(w.contains("plain http://") && w.contains("https://"), "{w}");
+        }
+        for url in ["https://api.example.com/v1", "http://127.0.0.1:8080", "http://localhost:11434/", "http://[::1]:8080"] {
+            assert_eq!(cleartext_key_warning("local", url), None, "{url}");
         }
     }
 }

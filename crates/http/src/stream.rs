@@ -17,6 +17,10 @@ pub enum Framing {
     JsonLines,
 }
 
+/// The longest line (and the longest event) a stream may send: a token event is a few hundred bytes, a final usage
+/// event a few KB. Anything longer is not a token stream, and reading it whole could exhaust memory.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
 /// One complete payload of the stream and when its last byte arrived.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Payload {
@@ -47,9 +51,16 @@ impl EventStream {
             let mut reader = BufReader::new(body);
             loop {
                 let mut buf = Vec::new();
-                match reader.read_until(b'\n', &mut buf) {
+                match reader.by_ref().take(MAX_LINE_BYTES as u64 + 1).read_until(b'\n', &mut buf) {
                     Ok(0) => {
                         let _ = tx.send(Line::End);
+                        return;
+                    }
+                    Ok(_) if buf.len() > MAX_LINE_BYTES => {
+                        let _ = tx.send(Line::Failed(format!(
+                            "the stream sent a line longer than {} MiB: not a token stream",
+                            MAX_LINE_BYTES >> 20
+                        )));
                         return;
                     }
                     Ok(_) => {
@@ -117,6 +128,9 @@ impl EventStream {
                 match field {
                     "data" => {
                         match &mut self.pending {
+                            Some((_, data)) if data.len() + value.len() > MAX_LINE_BYTES => {
+                                bail!("the stream sent an event longer than {} MiB: not a token stream", MAX_LINE_BYTES >> 20)
+                            }
                             Some((t, data)) => {
                                 data.push('\n');
                                 data.push_str(value);
@@ -192,6 +206,21 @@ mod tests {
         assert!(e.contains("garbled event stream") && e.contains("HTTP/1.1 oops"), "{e}");
         let e = events("data: \u{0}\n", Framing::ServerSentEvents).map(|v| v.len());
         assert_eq!(e.unwrap(), 1, "NUL is valid UTF-8 text; JSON parsing judges it later");
+    }
+
+    #[test]
+    fn an_endless_line_is_an_error_not_a_memory_hog() {
+        // 3 MiB without a newline, then a valid line that must never be reached.
+        let mut body = vec![b'x'; 3 << 20];
+        body.extend_from_slice(b"\n{\"ok\":1}\n");
+        let mut s = EventStream::spawn(std::io::Cursor::new(body), Framing::JsonLines);
+        let e = s.next(Instant::now() + Duration::from_secs(5), "a token").unwrap_err().to_string();
+        assert!(e.contains("longer than 1 MiB"), "{e}");
+        // Many data lines adding up to one huge event, too.
+        let line = format!("data: {}\n", "y".repeat(100_000));
+        let mut s = EventStream::spawn(std::io::Cursor::new(line.repeat(20).into_bytes()), Framing::ServerSentEvents);
+        let e = s.next(Instant::now() + Duration::from_secs(5), "a token").unwrap_err().to_string();
+        assert!(e.contains("event longer than 1 MiB"), "{e}");
     }
 
     #[test]
