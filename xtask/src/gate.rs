@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use crate::Engines;
-use tokbench_gate::cli::{run_bless, run_compare, run_history, BlessArgs, CompareArgs, HistoryArgs, EXIT_ERROR};
+use tokbench_gate::cli::{
+    run_bless, run_compare, run_history, run_migrate, BlessArgs, CompareArgs, HistoryArgs, MigrateArgs, EXIT_ERROR,
+};
 
 #[derive(Subcommand)]
 pub enum GateCommand {
@@ -15,6 +17,9 @@ pub enum GateCommand {
     Compare(CompareArgs),
     /// How each benchmark × metric's baseline moved over the commits that changed baselines/.
     History(HistoryArgs),
+    /// Rename baseline classes keyed before SIMD features were part of the machine class, by what each baseline
+    /// recorded (llama.cpp's system-info line).
+    MigrateBaselines(MigrateArgs),
 }
 
 pub fn run(command: GateCommand) -> ExitCode {
@@ -30,6 +35,7 @@ pub fn run(command: GateCommand) -> ExitCode {
         }
         GateCommand::Compare(args) => run_compare(&args),
         GateCommand::History(args) => run_history(&args),
+        GateCommand::MigrateBaselines(args) => run_migrate(&args),
     };
     if exit.code == EXIT_ERROR {
         eprintln!("{}", exit.message);

@@ -233,9 +233,142 @@ pub fn bless(results: &RunResults, root: &Path, prune: bool) -> Result<BlessOutc
     Ok(out)
 }
 
+/// One class directory renamed by [`migrate`].
+#[derive(Debug, PartialEq)]
+pub struct Migrated {
+    pub from: String,
+    pub to: String,
+    pub features: Vec<String>,
+    pub files: usize,
+}
+
+/// The SIMD level and accelerators a llama.cpp system-info line shows (`AVX512 = 1`, `AVX2 = 1`, `NEON = 1`,
+/// `SVE = 1`, a Metal device), as `tokbench_core::machine` detects them; empty when the line says nothing.
+pub fn features_of_build_info(build_info: &str, os_family: &str, arch: &str) -> Vec<String> {
+    // Parts look like `AVX2 = 1`; the first carries the backend's name too (`CPU : SSE3 = 1`).
+    let on = |flag: &str| {
+        build_info
+            .split('|')
+            .map(|p| p.rsplit(" : ").next().unwrap_or(p).trim())
+            .any(|p| p.eq_ignore_ascii_case(&format!("{flag} = 1")))
+    };
+    let mut out = Vec::new();
+    if let Some(level) = ["AVX512", "AVX2", "AVX", "SSE3"].into_iter().find(|f| on(f)) {
+        out.push(if level == "SSE3" { "sse".to_string() } else { level.to_ascii_lowercase() });
+    }
+    if on("NEON") {
+        out.push("neon".into());
+        if on("SVE") {
+            out.push("sve".into());
+        }
+    }
+    if os_family == "macos" && arch == "aarch64" {
+        out.push("metal".into());
+    }
+    out
+}
+
+/// Renames every class directory under `root` whose baselines predate SIMD features in the key (their machine has
+/// none recorded) to the key their own evidence gives: the SIMD level in the llama.cpp system-info line each
+/// baseline carries. The baselines are rewritten with the features and the new key, atomically, before the old files
+/// go. Baselines of one directory that disagree (an AVX2 and an AVX-512 host blessed together) are an error.
+pub fn migrate(root: &Path) -> Result<Vec<Migrated>> {
+    let mut out = Vec::new();
+    for class in classes_in(root) {
+        let dir = root.join(&class);
+        let set = BaselineSet::load_dir(&dir)?;
+        if set.by_id.is_empty() || set.by_id.values().any(|b| !b.provenance.machine.features.is_empty()) {
+            continue; // current key already
+        }
+        let parts: Vec<&str> = class.rsplitn(3, '-').collect();
+        ensure!(parts.len() == 3, "{}: not a class key of the form <chip>-<cores>-<memory>-<os>-<arch>", dir.display());
+        let (arch, os_family) = (parts[0], parts[1]);
+        let mut found: Vec<(Vec<String>, BenchmarkId)> = Vec::new();
+        for (id, b) in &set.by_id {
+            let f = features_of_build_info(&b.benchmark.engine.build_info, os_family, arch);
+            ensure!(!f.is_empty(), "baseline {id} in {} records no SIMD level in its engine's system info: re-bless this class on its machine", dir.display());
+            if !found.iter().any(|(g, _)| *g == f) {
+                found.push((f, id.clone()));
+            }
+        }
+        ensure!(
+            found.len() == 1,
+            "the baselines in {} were measured on different hardware ({}): re-bless this class on one machine",
+            dir.display(),
+            found.iter().map(|(f, id)| format!("{} ({id})", f.join(" "))).collect::<Vec<_>>().join(" vs ")
+        );
+        let features = found.remove(0).0;
+        let mut machine = set.by_id.values().next().expect("not empty").provenance.machine.clone();
+        machine.features = features.clone();
+        let to = tokbench_record::machine::class_key(&machine, os_family);
+        let new_dir = root.join(&to);
+        ensure!(!new_dir.exists(), "cannot migrate {} to {}: that directory exists already", dir.display(), new_dir.display());
+        let mut written = Vec::new();
+        for (id, b) in &set.by_id {
+            let mut b = b.clone();
+            b.provenance.machine.features = features.clone();
+            b.provenance.machine.class_key = to.clone();
+            let path = new_dir.join(file_name(&id.to_string()));
+            write_json_atomic(&path, &b)?;
+            written.push(path);
+        }
+        for path in json_files(&dir)? {
+            std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+        }
+        std::fs::remove_dir(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+        out.push(Migrated { from: class, to, features, files: written.len() });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn migrate_renames_legacy_classes_by_the_simd_level_their_baselines_recorded() {
+        let results: RunResults = serde_json::from_str(include_str!("../tests/data/results.json")).unwrap();
+        assert!(results.machine.features.is_empty(), "the test data predates features");
+        let root = tempfile::tempdir().unwrap();
+        let legacy = root.path().join("amd-epyc-2c-24g-linux-x86_64");
+        let mut r = results.clone();
+        r.machine.class_key = "amd-epyc-2c-24g-linux-x86_64".into();
+        bless(&r, root.path(), false).unwrap();
+        let done = migrate(root.path()).unwrap();
+        assert_eq!(done.len(), 1);
+        assert_eq!((done[0].to.as_str(), done[0].features.clone()), ("amd-epyc-2c-24g-avx2-linux-x86_64", vec!["avx2".into()]));
+        assert!(!legacy.exists());
+        let moved = BaselineSet::load_dir(&root.path().join(&done[0].to)).unwrap();
+        assert_eq!(moved.by_id.len(), r.benchmarks.len());
+        assert!(moved.by_id.values().all(|b| b.provenance.machine.class_key == done[0].to));
+        assert!(migrate(root.path()).unwrap().is_empty(), "a second migration changed something");
+
+        // An AVX2 and an AVX-512 host blessed into one legacy class: refused, nothing moved.
+        let mixed = root.path().join("mixed");
+        let mut a = r.clone();
+        a.machine.class_key = "x-2c-24g-linux-x86_64".into();
+        let mut b = a.clone();
+        b.benchmarks[0].id = "llama.cpp/other/Q4_1/short/t2".parse().unwrap();
+        b.benchmarks[0].engine.build_info = b.benchmarks[0].engine.build_info.replace("AVX2 = 1", "AVX2 = 1 | AVX512 = 1");
+        b.benchmarks.truncate(1);
+        bless(&a, root.path(), false).unwrap();
+        bless(&b, root.path(), false).unwrap();
+        let e = migrate(root.path()).unwrap_err().to_string();
+        assert!(e.contains("different hardware") && e.contains("avx512") && e.contains("avx2"), "{e}");
+        assert!(root.path().join("x-2c-24g-linux-x86_64").is_dir() && !mixed.exists());
+    }
+
+    #[test]
+    fn simd_features_are_read_from_llama_cpps_system_info() {
+        let line = "CPU : SSE3 = 1 | SSSE3 = 1 | AVX = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | AVX512 = 1 | OPENMP = 1";
+        assert_eq!(features_of_build_info(line, "linux", "x86_64"), vec!["avx512".to_string()]);
+        assert_eq!(features_of_build_info(&line.replace(" | AVX512 = 1", ""), "linux", "x86_64"), vec!["avx2".to_string()]);
+        assert_eq!(
+            features_of_build_info("CPU : NEON = 1 | ARM_FMA = 1 | FP16_VA = 1 | DOTPROD = 1", "macos", "aarch64"),
+            vec!["neon".to_string(), "metal".to_string()]
+        );
+        assert!(features_of_build_info("", "linux", "x86_64").is_empty());
+    }
 
     #[test]
     fn file_names_are_safe_readable_and_distinct() {

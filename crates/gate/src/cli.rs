@@ -6,6 +6,7 @@ use std::process::Command;
 
 use anyhow::{bail, ensure, Context, Result};
 use tokbench_record::id::BenchmarkId;
+use tokbench_record::machine::Machine;
 use tokbench_record::results::{BenchmarkResult, RunResults};
 
 use crate::baseline::{self, check_class_key, BaselineSet};
@@ -176,6 +177,31 @@ fn check_bless(args: &BlessArgs, results: &RunResults) -> Result<()> {
     Ok(())
 }
 
+/// Rename class directories of baselines blessed before the class key carried SIMD features.
+#[derive(clap::Parser, Debug, Clone)]
+#[command(name = "migrate-baselines")]
+pub struct MigrateArgs {
+    #[arg(long, default_value = "baselines")]
+    pub baselines_root: PathBuf,
+}
+
+/// `cargo xtask migrate-baselines`.
+pub fn run_migrate(args: &MigrateArgs) -> Exit {
+    match baseline::migrate(&args.baselines_root) {
+        Ok(done) if done.is_empty() => {
+            Exit { code: EXIT_PASS, message: "every baseline class already has the current key".into(), report: None }
+        }
+        Ok(done) => {
+            let lines: Vec<String> = done
+                .iter()
+                .map(|m| format!("{} → {} ({}; {} baselines)", m.from, m.to, m.features.join(" "), m.files))
+                .collect();
+            Exit { code: EXIT_PASS, message: format!("migrated:\n{}\ncommit the rename", lines.join("\n")), report: None }
+        }
+        Err(e) => Exit::error(e),
+    }
+}
+
 /// Print how each benchmark × metric's baseline moved over the commits that changed it.
 #[derive(clap::Parser, Debug, Clone)]
 #[command(name = "history")]
@@ -215,6 +241,8 @@ impl Exit {
 pub struct Current {
     pub benchmarks: Vec<BenchmarkResult>,
     pub class: String,
+    /// The machine of the newest results file.
+    pub machine: tokbench_record::machine::Machine,
     pub commit: Option<String>,
     pub source: String,
 }
@@ -251,21 +279,32 @@ pub fn load_results(path: &Path) -> Result<Current> {
     ensure!(!order.is_empty(), "{} holds no benchmarks: {fix}", path.display());
     let commit = files.last().and_then(|r| r.git.as_ref()).map(|g| g.commit.clone());
     let benchmarks = order.into_iter().map(|id| by_id.remove(&id).unwrap()).collect();
-    Ok(Current { benchmarks, class, commit, source: path.display().to_string() })
+    let machine = files.last().expect("at least one file").machine.clone();
+    Ok(Current { benchmarks, class, machine, commit, source: path.display().to_string() })
 }
 
-fn mismatch(class: &str, source: &str, found: &[String]) -> anyhow::Error {
+fn mismatch(machine: &Machine, set: &BaselineSet, found: &[String]) -> anyhow::Error {
+    let differences = set
+        .by_id
+        .values()
+        .find(|b| b.provenance.machine.class_key != machine.class_key)
+        .map(|b| tokbench_record::machine::class_differences(&b.provenance.machine, machine))
+        .filter(|d| !d.is_empty())
+        .map_or(String::new(), |d| format!(" (baselines ≠ results: {})", d.join("; ")));
     anyhow::anyhow!(
-        "the results were measured on machine class {class}, but the baselines in {source} are for {}: numbers from \
-         different machines are not comparable. Bless baselines on this machine (`cargo xtask run && cargo xtask \
-         bless`) or pass --allow-machine-mismatch to compare anyway",
+        "the results were measured on machine class {}, but the baselines in {} are for {}{differences}: numbers \
+         from different machines are not comparable. Bless baselines on this machine (`cargo xtask run && cargo \
+         xtask bless`) or pass --allow-machine-mismatch to compare anyway",
+        machine.class_key,
+        set.source,
         found.join(", ")
     )
 }
 
 /// The baselines to compare with, after the machine-class check, and a note for the report when there are none for
 /// this class at all (a neutral pass: nothing to compare with, and how to bless).
-fn load_baselines(args: &CompareArgs, class: &str) -> Result<(BaselineSet, Option<String>)> {
+fn load_baselines(args: &CompareArgs, machine: &Machine) -> Result<(BaselineSet, Option<String>)> {
+    let class = machine.class_key.as_str();
     let (set, others) = if let Some(dir) = &args.baseline {
         ensure!(dir.is_dir(), "baseline directory {} does not exist", dir.display());
         (BaselineSet::load_dir(dir)?, Vec::new())
@@ -277,11 +316,40 @@ fn load_baselines(args: &CompareArgs, class: &str) -> Result<(BaselineSet, Optio
     };
     let found = set.classes();
     if !found.is_empty() && found != [class] && !args.allow_machine_mismatch {
-        return Err(mismatch(class, &set.source, &found));
+        return Err(mismatch(machine, &set, &found));
     }
     let others: Vec<String> = others.into_iter().filter(|c| c != class).collect();
+    if set.by_id.is_empty() && args.baseline.is_none() {
+        let legacy = tokbench_record::machine::legacy_class_key(
+            &machine.cpu,
+            machine.physical_cores,
+            machine.memory_bytes,
+            std::env::consts::OS,
+            &machine.arch,
+        );
+        ensure!(
+            !others.contains(&legacy),
+            "baselines/{legacy} holds baselines under the old class key, which did not tell SIMD levels apart: run \
+             `cargo xtask migrate-baselines` (it renames each class by the SIMD level its baselines recorded) and \
+             commit the rename"
+        );
+    }
     if set.by_id.is_empty() && args.baseline.is_none() && !args.allow_machine_mismatch {
-        let elsewhere = if others.is_empty() { String::new() } else { format!(" (there are for {})", others.join(", ")) };
+        let root = &args.baselines_root;
+        let describe = |other: &String| -> String {
+            let theirs = BaselineSet::load_dir(&root.join(other)).ok().and_then(|s| {
+                s.by_id.values().next().map(|b| tokbench_record::machine::class_differences(&b.provenance.machine, machine))
+            });
+            match theirs {
+                Some(d) if !d.is_empty() => format!("{other} (theirs ≠ this machine: {})", d.join("; ")),
+                _ => other.clone(),
+            }
+        };
+        let elsewhere = if others.is_empty() {
+            String::new()
+        } else {
+            format!(" (there are for {})", others.iter().map(describe).collect::<Vec<_>>().join(", "))
+        };
         let note = format!(
             "no baselines for machine class {class} in {}{elsewhere}: nothing to compare with, so this is a neutral \
              pass. Bless this machine's: run the bench workflow by hand (workflow_dispatch), or `cargo xtask run && \
@@ -390,7 +458,7 @@ struct Compared {
 
 fn compare_with_baselines(args: &CompareArgs, config: &GateConfig) -> Result<Compared> {
     let current = load_results(&args.results)?;
-    let (baselines, no_baselines) = load_baselines(args, &current.class)?;
+    let (baselines, no_baselines) = load_baselines(args, &current.machine)?;
     check_comparable(&current.benchmarks, &baselines)?;
     let mut report =
         compare(&current.benchmarks, &baselines, config, &current.class, &current.source, current.commit.clone());
@@ -471,7 +539,7 @@ fn compare_ab(args: &CompareArgs, rev: &str, config: &GateConfig) -> Result<Comp
             results.write(&head_file)?;
             let class = results.machine.class_key.clone();
             let fallback = CompareArgs { base: Some(rev.to_string()), ab: None, ..args.clone() };
-            let (baselines, no_baselines) = load_baselines(&fallback, &class)?;
+            let (baselines, no_baselines) = load_baselines(&fallback, &results.machine)?;
             check_comparable(&results.benchmarks, &baselines)?;
             let commit = results.git.as_ref().map(|g| g.commit.clone());
             let source = head_file.display().to_string();
