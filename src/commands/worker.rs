@@ -3,7 +3,7 @@
 //! needed — so the driver can alternate base and head generation by generation without reloading either.
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::path::PathBuf;
 
 use anyhow::{bail, ensure, Context, Result};
@@ -16,7 +16,7 @@ use tokbench_record::id::BenchmarkId;
 use tokbench_record::quality::QualityResult;
 use tokbench_record::results::{FailedBenchmark, LoadMeasurement, RunResults, RunSample};
 use tokbench_record::setup::{EngineInfo, ModelInfo};
-use tokbench_record::worker::{Hello, Reply, Request, MAX_LINE_BYTES};
+use tokbench_record::worker::{read_line, Hello, Reply, Request, MAX_LINE_BYTES};
 
 use crate::cli::RunArgs;
 use crate::runner::{self, Matrix, ModelRef};
@@ -235,19 +235,6 @@ fn send(out: &mut impl Write, message: &impl serde::Serialize) -> Result<()> {
     out.flush().context("the driver closed the worker's stdout")
 }
 
-/// One request line, without its newline; None at end of input. A line over the protocol's limit is an error.
-fn read_line(input: &mut impl BufRead) -> Result<Option<Vec<u8>>> {
-    let mut line = Vec::new();
-    input.take(MAX_LINE_BYTES as u64 + 1).read_until(b'\n', &mut line)?;
-    ensure!(line.len() <= MAX_LINE_BYTES, "a request line longer than {MAX_LINE_BYTES} bytes");
-    if line.is_empty() {
-        return Ok(None);
-    }
-    if line.last() == Some(&b'\n') {
-        line.pop();
-    }
-    Ok(Some(line))
-}
 
 /// The process's real stdout, for protocol lines only; fd 1 is pointed at stderr for everyone else.
 #[cfg(unix)]

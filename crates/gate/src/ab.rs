@@ -3,7 +3,7 @@
 //! for each benchmark both warm up, then every round runs one timed generation per build in a random order. What
 //! drifts slower than a round (a busier host, the hour, thermal state) hits both builds alike, and the paired rule
 //! (`rule::judge_paired`) compares them round by round.
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
@@ -14,7 +14,7 @@ use rand::{Rng, SeedableRng};
 use tokbench_record::id::BenchmarkId;
 use tokbench_record::metric::{format_value, Metric};
 use tokbench_record::results::{RunResults, RunSample};
-use tokbench_record::worker::{Hello, Reply, Request, MAX_LINE_BYTES, PROTOCOL, PROTOCOL_VERSION};
+use tokbench_record::worker::{read_line, Hello, Reply, Request, PROTOCOL, PROTOCOL_VERSION};
 
 /// A running worker: a `tokbench worker` child process, or (in tests) any pair of streams that speak the protocol.
 pub struct Worker {
@@ -164,18 +164,6 @@ impl Drop for Worker {
     }
 }
 
-fn read_line(output: &mut dyn BufRead) -> Result<Option<Vec<u8>>> {
-    let mut line = Vec::new();
-    output.take(MAX_LINE_BYTES as u64 + 1).read_until(b'\n', &mut line)?;
-    ensure!(line.len() <= MAX_LINE_BYTES, "a worker line longer than {MAX_LINE_BYTES} bytes");
-    if line.is_empty() {
-        return Ok(None);
-    }
-    if line.last() == Some(&b'\n') {
-        line.pop();
-    }
-    Ok(Some(line))
-}
 
 /// What an interleaved run produced: both builds' results, `runs[i]` of each being round i.
 pub struct Interleaved {

@@ -279,18 +279,8 @@ fn mann_whitney_k_uncached(m: usize, n: usize, alpha: f64) -> Option<(usize, f64
     if m == 0 || n == 0 {
         return None;
     }
-    let cdf = u_cdf(m, n);
     // Largest k with 2·P(U ≤ k−1) ≤ α; the interval [D(k), D(mn+1−k)] then has coverage 1 − 2·P(U ≤ k−1).
-    let mut best = None;
-    for k in 1..=(m * n).div_ceil(2) {
-        let tail = cdf[k - 1];
-        if 2.0 * tail <= alpha {
-            best = Some((k, 1.0 - 2.0 * tail));
-        } else {
-            break;
-        }
-    }
-    best
+    largest_k(&u_cdf(m, n), (m * n).div_ceil(2), alpha)
 }
 
 /// The order statistic k (1-based) of the exact signed-rank interval for n pairs at level α, and its coverage; None
@@ -299,17 +289,13 @@ pub fn signed_rank_k(n: usize, alpha: f64) -> Option<(usize, f64)> {
     if n == 0 {
         return None;
     }
-    let cdf = signed_rank_cdf(n);
-    let mut best = None;
-    for k in 1..=(n * (n + 1) / 2).div_ceil(2) {
-        let tail = cdf[k - 1];
-        if 2.0 * tail <= alpha {
-            best = Some((k, 1.0 - 2.0 * tail));
-        } else {
-            break;
-        }
-    }
-    best
+    largest_k(&signed_rank_cdf(n), (n * (n + 1) / 2).div_ceil(2), alpha)
+}
+
+/// The largest order statistic k ≤ `max_k` whose two-sided tail `2·cdf[k−1]` is within α, with the interval's
+/// coverage `1 − 2·cdf[k−1]`; None when even k = 1 is not.
+fn largest_k(cdf: &[f64], max_k: usize, alpha: f64) -> Option<(usize, f64)> {
+    (1..=max_k).map_while(|k| (2.0 * cdf[k - 1] <= alpha).then(|| (k, 1.0 - 2.0 * cdf[k - 1]))).last()
 }
 
 /// Cumulative null distribution of the Wilcoxon signed-rank statistic T (the sum of the ranks of the positive

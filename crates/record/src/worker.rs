@@ -9,6 +9,9 @@
 //! **Versioning.** [`PROTOCOL_VERSION`] changes whenever a message changes in a way an older peer would misread. A
 //! driver that meets another version, or a binary without the `worker` command (a base ref older than the
 //! protocol), does not guess: the gate falls back to the committed baselines and says so in its report.
+use std::io::{BufRead, Read};
+
+use anyhow::{ensure, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::id::BenchmarkId;
@@ -20,6 +23,20 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// Longest line either side sends. The largest message is the final [`Reply::Results`]: a whole run's raw samples
 /// (per-token times included), a few hundred KB for the committed matrix.
 pub const MAX_LINE_BYTES: usize = 64 << 20;
+
+/// One protocol line without its newline, read with the length bound; None at end of input.
+pub fn read_line(input: &mut dyn BufRead) -> Result<Option<Vec<u8>>> {
+    let mut line = Vec::new();
+    input.take(MAX_LINE_BYTES as u64 + 1).read_until(b'\n', &mut line)?;
+    ensure!(line.len() <= MAX_LINE_BYTES, "a worker protocol line longer than {MAX_LINE_BYTES} bytes");
+    if line.is_empty() {
+        return Ok(None);
+    }
+    if line.last() == Some(&b'\n') {
+        line.pop();
+    }
+    Ok(Some(line))
+}
 
 /// The worker's first line: who it is, and the benchmarks it can run, in matrix order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
