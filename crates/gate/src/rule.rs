@@ -315,15 +315,7 @@ fn signed_rank_cdf(n: usize) -> Vec<f64> {
             counts[t] += counts[t - rank];
         }
     }
-    let total: f64 = counts.iter().sum();
-    let mut acc = 0.0;
-    counts
-        .iter()
-        .map(|c| {
-            acc += c;
-            acc / total
-        })
-        .collect()
+    cumulative(&counts)
 }
 
 /// Cumulative null distribution of the Mann–Whitney U statistic for sizes m, n: `cdf[u] = P(U ≤ u)`. Exact (by the
@@ -353,7 +345,11 @@ fn u_cdf(m: usize, n: usize) -> Vec<f64> {
         }
         prev = cur;
     }
-    let counts = &prev[n];
+    cumulative(&prev[n])
+}
+
+/// The cumulative distribution of equally likely arrangements counted per statistic value: `cdf[u] = P(S ≤ u)`.
+fn cumulative(counts: &[f64]) -> Vec<f64> {
     let total: f64 = counts.iter().sum();
     let mut acc = 0.0;
     counts
