@@ -3,7 +3,8 @@
 //!
 //! - `ttft/<id>`: time to first token;
 //! - `decode/<id>`: decode time per token (criterion also prints it as tok/s through `Throughput::Elements(1)`);
-//! - `peak_ram/<id>`: peak RSS during generation above RSS before the model was loaded.
+//! - `peak_ram/<id>`: the results' RAM Δ: peak RSS over the model's load and the generation, above RSS right before
+//!   the load (`tokbench_record::results::ram_delta_bytes`).
 //!
 //! `<id>` is tokbench's stable benchmark id, `backend/model/quantization/prompt/tN`, so a criterion result is found
 //! in tokbench's JSON (`target/tokbench/bench-latest.json`) by the same id. Filter as usual:
@@ -127,11 +128,11 @@ fn main() -> anyhow::Result<()> {
         model_info.n_params = model.details().n_params;
         for (spec, id) in selected {
             let prompt = prompts::resolve(spec, model.as_ref())?;
-            let mut bank = SampleBank::new(model.as_mut(), &prompt, matrix.plan.sampling, matrix.plan.warmup);
+            let mut bank = SampleBank::new(model.as_mut(), &load, &prompt, matrix.plan.sampling, matrix.plan.warmup);
             let estimate = bank.warm_up()?.clone();
             let decode_ns = |r: &tokbench_record::results::RunSample| 1e9 / r.decode_tps.unwrap_or(f64::INFINITY);
-            let ram_bytes =
-                |r: &tokbench_record::results::RunSample| r.rss_peak_bytes.saturating_sub(load.rss_before_bytes);
+            // The results' RAM Δ (`tokbench_record::results::ram_delta_bytes`): one definition for both.
+            let ram_bytes = |r: &tokbench_record::results::RunSample| r.ram_delta_bytes.expect("measured by this run");
 
             let mut g = ttft.benchmark_group("ttft");
             configure(&mut g, samples, estimate.e2e_s);

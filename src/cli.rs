@@ -92,7 +92,7 @@ pub struct QuantizeArgs {
     pub threads: Option<usize>,
 }
 
-#[derive(Args, Debug, Default)]
+#[derive(Args, Debug, Default, Clone)]
 pub struct RunArgs {
     /// Benchmark config; flags below override it. Without one, --model is required.
     #[arg(long)]

@@ -5,10 +5,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
-            // Ctrl-C stopped the servers and the run; what was measured has been saved.
-            if tokbench_http::launch::interrupted() {
-                tokbench_http::launch::wait_for_servers_stopped();
-                return ExitCode::from(130);
+            // A signal stopped the run: its watcher saves what was measured and exits with 128 + the signal.
+            if let Some(signal) = tokbench_core::interrupt::signal() {
+                tokbench_core::interrupt::wait_for_cleanups(std::time::Duration::from_secs(30));
+                return ExitCode::from(tokbench_core::interrupt::exit_code(signal));
             }
             ExitCode::from(2)
         }

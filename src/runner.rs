@@ -1,6 +1,7 @@
 //! Expands a matrix (backends × models × threads × prompts) into benchmarks and runs them through the engine.
 //! A model is loaded once per backend × model × thread count; every prompt set then runs on that loaded model.
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use anyhow::{ensure, Context, Result};
@@ -14,7 +15,7 @@ use tokbench_core::quality::base_logprobs::BaseLogprobs;
 use tokbench_core::quality::measure::{score_corpus, QualityOptions};
 use tokbench_core::quality::pareto;
 use tokbench_core::sweep::summarize_level;
-use tokbench_core::{digest, gguf};
+use tokbench_core::{digest, gguf, interrupt};
 use tokbench_record::id::BenchmarkId;
 use tokbench_record::metric::{format_value, Metric};
 use tokbench_record::quality::QualityResult;
@@ -143,6 +144,7 @@ pub fn new_results() -> RunResults {
         benchmarks: Vec::new(),
         failures: Vec::new(),
         concurrency: Vec::new(),
+        injected_token_delay_us: tokbench_core::metrics::injected_token_delay().map(|d| d.as_micros() as u64),
     }
 }
 
@@ -289,9 +291,65 @@ pub fn finished_line(result: &BenchmarkResult, done: usize, total: usize, took_s
     )
 }
 
+/// What a signal's clean-up writes (`tokbench_core::interrupt`): the results as of the last finished benchmark,
+/// and the benchmark in flight with its completed timed runs. Shared with the signal watcher thread; the runner
+/// updates it between generations, never inside a timed one.
+#[derive(Clone, Default)]
+pub struct Checkpoint(Arc<Mutex<Saved>>);
+
+#[derive(Default)]
+struct Saved {
+    results: Option<RunResults>,
+    in_flight: Option<(BenchmarkId, Vec<RunSample>)>,
+}
+
+impl Checkpoint {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Saved> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// After a benchmark ended (measured or failed): the results so far, nothing in flight.
+    fn finished(&self, results: &RunResults) {
+        let mut saved = self.lock();
+        saved.results = Some(results.clone());
+        saved.in_flight = None;
+    }
+
+    /// A benchmark starts (its warmup): a signal from now on names it as the one interrupted.
+    fn started(&self, id: &BenchmarkId) {
+        self.lock().in_flight = Some((id.clone(), Vec::new()));
+    }
+
+    /// After each timed run of the benchmark in flight.
+    fn timed_run(&self, id: &BenchmarkId, sample: &RunSample) {
+        let mut saved = self.lock();
+        match &mut saved.in_flight {
+            Some((current, runs)) if current == id => runs.push(sample.clone()),
+            in_flight => *in_flight = Some((id.clone(), vec![sample.clone()])),
+        }
+    }
+
+    /// The results to save when `signal` arrived: the finished benchmarks, and the one in flight as a failure
+    /// ("interrupted by SIGINT") with the timed runs it had completed. None before anything was measured.
+    pub fn interrupted(&self, signal: i32, empty: &RunResults) -> Option<RunResults> {
+        let saved = self.lock();
+        let mut results = saved.results.clone().unwrap_or_else(|| empty.clone());
+        if let Some((id, runs)) = &saved.in_flight {
+            results.failures.push(FailedBenchmark {
+                id: id.clone(),
+                stage: None,
+                error: interrupt::interrupted_by(signal),
+                completed_runs: runs.clone(),
+            });
+        }
+        let measured = !results.benchmarks.is_empty() || results.failures.iter().any(|f| !f.completed_runs.is_empty());
+        measured.then_some(results)
+    }
+}
+
 /// Runs the whole matrix, appending to `results` as each benchmark finishes, so that on an error everything
-/// measured before it is still there for the caller to write out.
-pub fn run(matrix: &Matrix, results: &mut RunResults, progress: Progress) -> Result<()> {
+/// measured before it is still there for the caller to write out; `checkpoint` keeps the same for a signal.
+pub fn run(matrix: &Matrix, results: &mut RunResults, progress: Progress, checkpoint: &Checkpoint) -> Result<()> {
     let style = ProgressStyle::with_template("{prefix:>3} {bar:24} {pos}/{len} {msg}").expect("valid template");
     let total = matrix.len(); // upper bound when --filter drops some
     let mut index = 0;
@@ -309,7 +367,7 @@ pub fn run(matrix: &Matrix, results: &mut RunResults, progress: Progress) -> Res
         |_| true,
         |group| {
             let Group { backend, engine: engine_info, model_ref, model_info, options, selected } = group;
-            ensure!(!tokbench_http::launch::interrupted(), INTERRUPTED);
+            ensure!(!interrupt::interrupted(), INTERRUPTED);
             let loaded = engine::load_model(backend, &model_ref.path, &options)
                 .with_context(|| format!("loading {} with {}", model_ref.name, backend.name()));
             let (mut model, load) = match loaded {
@@ -320,6 +378,7 @@ pub fn run(matrix: &Matrix, results: &mut RunResults, progress: Progress) -> Res
                         index += 1;
                         record_failure(results, id, None, &e, Vec::new());
                     }
+                    checkpoint.finished(results);
                     return Ok(());
                 }
             };
@@ -340,12 +399,13 @@ pub fn run(matrix: &Matrix, results: &mut RunResults, progress: Progress) -> Res
             }
             let model_quality = scored.iter().find(|(k, _)| *k == key).map(|(_, q)| q.clone());
             for (spec, id) in selected {
-                ensure!(!tokbench_http::launch::interrupted(), INTERRUPTED);
+                ensure!(!interrupt::interrupted(), INTERRUPTED);
                 index += 1;
                 let prompt = match prompts::resolve(spec, model.as_ref()) {
                     Ok(p) => p,
                     Err(e) => {
                         record_failure(results, id, None, &e, Vec::new());
+                        checkpoint.finished(results);
                         continue;
                     }
                 };
@@ -364,16 +424,31 @@ pub fn run(matrix: &Matrix, results: &mut RunResults, progress: Progress) -> Res
                 bar.set_message(format!("{id} (warmup)"));
                 let warmup = matrix.plan.warmup as u64;
                 let mut runs = Vec::with_capacity(matrix.plan.runs);
-                let measured =
-                    engine::measure_into(model.as_mut(), &prompt, &matrix.plan, &mut runs, &mut |phase, done, _| {
-                        bar.set_position(if phase == Phase::Warmup { done as u64 } else { warmup + done as u64 });
-                        if phase == Phase::Timed || done as u64 == warmup {
-                            bar.set_message(id.to_string());
-                        }
-                    });
+                checkpoint.started(&id);
+                // A panic inside one benchmark (an engine's assertion, a bug of ours) becomes that benchmark's
+                // recorded failure, like an error: the matrix goes on.
+                let measured = catch_panic(|| {
+                    engine::measure_into(
+                        model.as_mut(),
+                        &load,
+                        &prompt,
+                        &matrix.plan,
+                        &mut runs,
+                        &mut |phase, done, _, sample| {
+                            bar.set_position(if phase == Phase::Warmup { done as u64 } else { warmup + done as u64 });
+                            if phase == Phase::Timed || done as u64 == warmup {
+                                bar.set_message(id.to_string());
+                            }
+                            if phase == Phase::Timed {
+                                checkpoint.timed_run(&id, sample);
+                            }
+                        },
+                    )
+                });
                 bar.finish_and_clear();
                 if let Err(e) = measured {
                     record_failure(results, id, None, &e, runs);
+                    checkpoint.finished(results);
                     continue;
                 }
                 let mut result =
@@ -385,12 +460,14 @@ pub fn run(matrix: &Matrix, results: &mut RunResults, progress: Progress) -> Res
                 }
                 results.benchmarks.push(result);
                 pareto::mark_run(results)?;
+                checkpoint.finished(results);
                 if can.concurrent_requests && !matrix.concurrency.is_empty() {
                     match sweep(model.as_ref(), matrix, &prompt, &id, engine_info, model_info, show_progress) {
                         Ok(s) => results.concurrency.push(s),
                         Err(e) => {
                             let stage = Some(FailedStage::ConcurrencySweep);
-                            record_failure(results, id, stage, &e, Vec::new())
+                            record_failure(results, id, stage, &e, Vec::new());
+                            checkpoint.finished(results);
                         }
                     }
                 }
@@ -400,8 +477,23 @@ pub fn run(matrix: &Matrix, results: &mut RunResults, progress: Progress) -> Res
     )
 }
 
-/// The runner's error once Ctrl-C has stopped the servers: `main` exits with 130 on it.
-pub const INTERRUPTED: &str = "interrupted (Ctrl-C)";
+/// The runner's error once a signal arrived (`main` then exits with 128 + the signal, after the clean-ups).
+pub const INTERRUPTED: &str = "interrupted";
+
+/// Runs `f`, turning a panic into an error that quotes its message.
+pub(crate) fn catch_panic<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(outcome) => outcome,
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "(no message)".into());
+            anyhow::bail!("panicked: {message}")
+        }
+    }
+}
 
 fn record_failure(
     results: &mut RunResults,
@@ -411,8 +503,8 @@ fn record_failure(
     completed_runs: Vec<RunSample>,
 ) {
     let mut error = format!("{error:#}");
-    if tokbench_http::launch::interrupted() {
-        error = format!("{INTERRUPTED}: {error}");
+    if let Some(signal) = interrupt::signal() {
+        error = format!("{}: {error}", interrupt::interrupted_by(signal));
     }
     let during = stage.map_or(String::new(), |_| " (concurrency sweep)".to_string());
     eprintln!("benchmark {id}{during} failed: {error}");

@@ -5,18 +5,19 @@ use tokbench::registry;
 use tokbench_core::config::RunConfig;
 use tokbench_core::engine::{self, RunPlan};
 use tokbench_core::prompts::{self, PromptSpec};
+use tokbench_record::results::LoadMeasurement;
 use tokbench_record::setup::Sampling;
 
-fn load(ctx: u32) -> Box<dyn tokbench_core::backend::LoadedModel> {
+fn load(ctx: u32) -> (Box<dyn tokbench_core::backend::LoadedModel>, LoadMeasurement) {
     let backend = registry::create("llama.cpp", &[]).unwrap();
-    engine::load_model(backend.as_ref(), &common::default_model(), &common::options(ctx)).unwrap().0
+    engine::load_model(backend.as_ref(), &common::default_model(), &common::options(ctx)).unwrap()
 }
 
 #[test]
 fn metric_definitions_hold_on_a_real_trace() {
-    let mut model = load(1024);
+    let (mut model, load) = load(1024);
     let prompt = prompts::resolve(&PromptSpec::Length { prompt_tokens: 64, gen_tokens: 24 }, model.as_ref()).unwrap();
-    let run = engine::measure_once(model.as_mut(), &prompt, Sampling::GREEDY).unwrap();
+    let run = engine::measure_once(model.as_mut(), &load, &prompt, Sampling::GREEDY).unwrap();
     let t = &run.token_times_s;
     assert_eq!((run.prompt_tokens, run.generated_tokens, t.len()), (64, 24, 24));
     // TTFT is the first token's timestamp and contains tokenization and prefill.
@@ -29,11 +30,17 @@ fn metric_definitions_hold_on_a_real_trace() {
     assert_eq!(run.e2e_s, t[t.len() - 1]);
     assert!(run.itl_p50_s.unwrap() <= run.itl_p90_s.unwrap() && run.itl_p90_s.unwrap() <= run.itl_p99_s.unwrap());
     assert!(run.rss_peak_bytes >= run.rss_start_bytes);
+    // RAM Δ is what the model costs: its weights (98 MB, memory-mapped, resident once a generation has read them),
+    // KV cache and compute buffers, counted from RSS before the load. Not the ~0 B of the in-generation delta.
+    let file = std::fs::metadata(common::default_model()).unwrap().len();
+    let ram = run.ram_delta_bytes.unwrap();
+    assert!(ram >= file * 8 / 10 && ram < file + (512 << 20), "RAM Δ {ram} B for a {file} B model");
+    assert!(run.peak_rss_delta_bytes < ram / 4, "in-generation delta {} vs RAM Δ {ram}", run.peak_rss_delta_bytes);
 }
 
 #[test]
 fn exact_token_counts_on_the_real_tokenizer() {
-    let model = load(2048);
+    let (model, _) = load(2048);
     for n in [2, 3, 17, 128, 512, 1000] {
         let p = prompts::resolve(&PromptSpec::Length { prompt_tokens: n, gen_tokens: 1 }, model.as_ref()).unwrap();
         assert_eq!(model.tokenize(&p.text).unwrap().len(), n, "prompt of {n} tokens");
@@ -42,29 +49,29 @@ fn exact_token_counts_on_the_real_tokenizer() {
 
 #[test]
 fn exactly_n_tokens_even_past_end_of_sequence() {
-    let mut model = load(2048);
+    let (mut model, load) = load(2048);
     // A chat turn that the instruct model answers briefly, then would end: EOS is suppressed, so it keeps going.
     let text = "<|im_start|>user\nReply with the single word: yes<|im_end|>\n<|im_start|>assistant\n";
     let prompt =
         prompts::resolve(&PromptSpec::Text { name: "eos".into(), text: text.into(), gen_tokens: 300 }, model.as_ref())
             .unwrap();
-    let run = engine::measure_once(model.as_mut(), &prompt, Sampling::GREEDY).unwrap();
+    let run = engine::measure_once(model.as_mut(), &load, &prompt, Sampling::GREEDY).unwrap();
     assert_eq!(run.generated_tokens, 300);
     assert_eq!(run.tokens.len(), 300);
 }
 
 #[test]
 fn greedy_runs_are_deterministic_and_seeded_sampling_is_reproducible() {
-    let mut model = load(1024);
+    let (mut model, load) = load(1024);
     let prompt = prompts::resolve(&PromptSpec::builtin("short").unwrap(), model.as_ref()).unwrap();
-    let a = engine::measure_once(model.as_mut(), &prompt, Sampling::GREEDY).unwrap();
-    let b = engine::measure_once(model.as_mut(), &prompt, Sampling::GREEDY).unwrap();
+    let a = engine::measure_once(model.as_mut(), &load, &prompt, Sampling::GREEDY).unwrap();
+    let b = engine::measure_once(model.as_mut(), &load, &prompt, Sampling::GREEDY).unwrap();
     assert_eq!(a.tokens, b.tokens, "greedy decoding must not depend on the previous run");
 
     let warm = Sampling { temperature: 0.7, top_p: 0.9, seed: 7 };
-    let c = engine::measure_once(model.as_mut(), &prompt, warm).unwrap();
-    let d = engine::measure_once(model.as_mut(), &prompt, warm).unwrap();
-    let e = engine::measure_once(model.as_mut(), &prompt, Sampling { seed: 8, ..warm }).unwrap();
+    let c = engine::measure_once(model.as_mut(), &load, &prompt, warm).unwrap();
+    let d = engine::measure_once(model.as_mut(), &load, &prompt, warm).unwrap();
+    let e = engine::measure_once(model.as_mut(), &load, &prompt, Sampling { seed: 8, ..warm }).unwrap();
     assert_eq!(c.tokens, d.tokens, "same seed, same tokens");
     assert_ne!(c.tokens, e.tokens, "another seed should sample another continuation");
     assert_ne!(a.tokens, c.tokens, "temperature 0.7 should leave the greedy path somewhere in 50 tokens");
@@ -72,12 +79,12 @@ fn greedy_runs_are_deterministic_and_seeded_sampling_is_reproducible() {
 
 #[test]
 fn warmup_is_discarded_and_every_metric_is_summarised() {
-    let mut model = load(1024);
+    let (mut model, load) = load(1024);
     let prompt = prompts::resolve(&PromptSpec::Length { prompt_tokens: 32, gen_tokens: 8 }, model.as_ref()).unwrap();
     let plan = RunPlan { warmup: 2, runs: 3, ..RunConfig::default().plan() };
     let mut calls = Vec::new();
     let runs =
-        engine::measure(model.as_mut(), &prompt, &plan, &mut |phase, done, total| calls.push((phase, done, total)))
+        engine::measure(model.as_mut(), &load, &prompt, &plan, &mut |phase, done, total, _| calls.push((phase, done, total)))
             .unwrap();
     assert_eq!(runs.len(), 3);
     assert_eq!(calls.len(), 5);
@@ -91,7 +98,7 @@ fn warmup_is_discarded_and_every_metric_is_summarised() {
 
 #[test]
 fn bad_requests_are_clear_errors() {
-    let mut model = load(128);
+    let (mut model, _) = load(128);
     // llama.cpp may round the context up (to 256 here); the limit is what the loaded model reports.
     let ctx = model.context_size();
     assert!(ctx >= 128);

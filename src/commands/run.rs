@@ -2,17 +2,41 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, ensure, Result};
-use tokbench_core::export;
+use tokbench_core::{export, interrupt};
 use tokbench_record::results::{write_atomic, RunResults};
 
 use crate::cli::RunArgs;
 use crate::{options, runner};
 
-/// Runs and writes results; returns them. On a failure mid-way, what was measured is written before the error.
+/// Runs and writes results; returns them. On a failure mid-way, what was measured is written before the error; on
+/// SIGINT or SIGTERM too, by the signal watcher (`tokbench_core::interrupt`), which then exits with 130 or 143.
 pub fn run(args: &RunArgs) -> Result<RunResults> {
     let matrix = options::matrix(args)?;
     let mut results = runner::new_results();
-    let outcome = runner::run(&matrix, &mut results, runner::Progress::for_stderr(args.quiet));
+    interrupt::install()?;
+    let checkpoint = runner::Checkpoint::default();
+    let _save_on_signal = {
+        let (checkpoint, args, empty) = (checkpoint.clone(), args.clone(), results.clone());
+        interrupt::on_signal("saving the results measured so far", move |signal| {
+            let Some(saved) = checkpoint.interrupted(signal, &empty) else {
+                return eprintln!("nothing was measured yet: no results file");
+            };
+            match write_outputs(&args, &saved) {
+                Ok(path) => eprintln!(
+                    "saved {} finished benchmark(s) and {} failed or interrupted in {}",
+                    saved.benchmarks.len(),
+                    saved.failures.len(),
+                    path.display()
+                ),
+                Err(e) => eprintln!("could not save the results: {e:#}"),
+            }
+        })
+    };
+    let outcome = runner::run(&matrix, &mut results, runner::Progress::for_stderr(args.quiet), &checkpoint);
+    if interrupt::interrupted() {
+        // The watcher is writing the results and will exit with 128 + the signal; don't race it with a write.
+        interrupt::wait_for_cleanups(std::time::Duration::from_secs(30));
+    }
     let measured_something =
         !results.benchmarks.is_empty() || results.failures.iter().any(|f| !f.completed_runs.is_empty());
     if !measured_something {

@@ -166,12 +166,12 @@ impl Worker {
     fn on_slot<T>(
         &mut self,
         id: &BenchmarkId,
-        f: impl FnOnce(&mut dyn LoadedModel, &ResolvedPrompt) -> Result<T>,
+        f: impl FnOnce(&mut dyn LoadedModel, &LoadMeasurement, &ResolvedPrompt) -> Result<T>,
     ) -> Result<T> {
         let i = self.slot(id)?;
         let outcome = self.prepare(i).and_then(|()| {
-            let (_, model, _) = self.loaded.as_mut().expect("prepared");
-            f(model.as_mut(), self.slots[i].prompt.as_ref().expect("resolved in prepare"))
+            let (_, model, load) = self.loaded.as_mut().expect("prepared");
+            f(model.as_mut(), load, self.slots[i].prompt.as_ref().expect("resolved in prepare"))
         });
         if let Err(e) = &outcome {
             self.slots[i].error = Some(format!("{e:#}"));
@@ -181,9 +181,9 @@ impl Worker {
 
     fn warmup(&mut self, id: &BenchmarkId, runs: usize) -> Result<()> {
         let sampling = self.matrix.plan.sampling;
-        self.on_slot(id, |model, prompt| {
+        self.on_slot(id, |model, load, prompt| {
             for _ in 0..runs {
-                engine::measure_once(model, prompt, sampling)?;
+                engine::measure_once(model, load, prompt, sampling)?;
             }
             Ok(())
         })
@@ -191,7 +191,7 @@ impl Worker {
 
     fn measure(&mut self, id: &BenchmarkId) -> Result<RunSample> {
         let sampling = self.matrix.plan.sampling;
-        let sample = self.on_slot(id, |model, prompt| engine::measure_once(model, prompt, sampling))?;
+        let sample = self.on_slot(id, |model, load, prompt| engine::measure_once(model, load, prompt, sampling))?;
         let i = self.slot(id)?;
         self.slots[i].samples.push(sample.clone());
         Ok(sample)

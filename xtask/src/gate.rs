@@ -33,7 +33,13 @@ pub fn run(command: GateCommand) -> ExitCode {
             }
             run_compare(&args)
         }
-        GateCommand::Compare(args) => run_compare(&args),
+        GateCommand::Compare(mut args) => {
+            if let Err(e) = prepare_confirm(&mut args) {
+                eprintln!("error: {e:#}");
+                return ExitCode::from(EXIT_ERROR);
+            }
+            run_compare(&args)
+        }
         GateCommand::History(args) => run_history(&args),
         GateCommand::MigrateBaselines(args) => run_migrate(&args),
     };
@@ -43,6 +49,22 @@ pub fn run(command: GateCommand) -> ExitCode {
         println!("{}", exit.message);
     }
     ExitCode::from(exit.code)
+}
+
+/// `compare --confirm` without a `--confirm-runner`: the suspects are re-run by a tokbench built with the engines of
+/// the run it confirms (MLX included when the results have MLX benchmarks, as `cargo xtask run --mlx` built it), not
+/// by a plain `cargo run` that would lack them.
+fn prepare_confirm(args: &mut CompareArgs) -> anyhow::Result<()> {
+    if !args.confirm || args.confirm_runner.is_some() {
+        return Ok(());
+    }
+    let current = tokbench_gate::cli::load_results(&args.results)?;
+    let engines = Engines { mlx: current.benchmarks.iter().any(|b| b.engine.backend.starts_with("mlx")) };
+    let mut build = crate::mlx::cargo(engines, &["build", "--release", "-p", "tokbench"])?;
+    anyhow::ensure!(crate::mlx::status_keeping_lock(&mut build)?.success(), "building tokbench for --confirm failed");
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| crate::mlx::workspace_root().join("target"), Into::into);
+    args.confirm_runner = Some(target.join("release").join(format!("tokbench{}", std::env::consts::EXE_SUFFIX)));
+    Ok(())
 }
 
 /// `compare --ab`: the config's models fetched and its ladder rungs made (by the head build), and on macOS the MLX

@@ -42,7 +42,7 @@ const OVERLAY: &[(&str, &str)] =
     &[("build.rs", "build.rs"), ("linux_compat.h", "src/linux_compat.h"), ("linux_compat.rs", "src/linux_compat.rs")];
 const LIB_RS_LINE: &str = "include!(\"linux_compat.rs\"); // tokbench's Linux build: see linux_compat.rs";
 
-fn workspace_root() -> PathBuf {
+pub(crate) fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_path_buf()
 }
 

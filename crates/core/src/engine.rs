@@ -13,7 +13,7 @@ use crate::metrics::{SpeedMetrics, TraceRecorder};
 use crate::prompts::ResolvedPrompt;
 use crate::stats::{summarize, warnings, StatWarning, Summary};
 use tokbench_record::metric::Metric;
-use tokbench_record::results::{LoadMeasurement, RunSample};
+use tokbench_record::results::{ram_delta_bytes, LoadMeasurement, RunSample};
 use tokbench_record::setup::Sampling;
 use tokbench_record::summary::Warning;
 
@@ -36,22 +36,35 @@ pub enum Phase {
 }
 
 /// Loads a model, timing the call from before the file is opened until the backend returns a model ready to
-/// generate, and reading RSS on either side.
+/// generate, and reading RSS before and after, and its peak in between (a [`PeakWindow`] around the load).
 pub fn load_model(
     backend: &dyn Backend,
     path: &Path,
     options: &LoadOptions,
 ) -> Result<(Box<dyn LoadedModel>, LoadMeasurement)> {
-    let rss_before_bytes = current_rss_bytes()?;
+    let window = PeakWindow::start()?;
     let start = Instant::now();
     let model = backend.load(path, options)?;
     let load_s = start.elapsed().as_secs_f64();
     let rss_after_bytes = current_rss_bytes()?;
-    Ok((model, LoadMeasurement { load_s, rss_before_bytes, rss_after_bytes }))
+    let peak = window.finish()?;
+    let load = LoadMeasurement {
+        load_s,
+        rss_before_bytes: peak.start_rss_bytes,
+        rss_after_bytes,
+        rss_peak_bytes: Some(peak.peak_rss_bytes.max(rss_after_bytes)),
+    };
+    Ok((model, load))
 }
 
 /// One generation, measured: the clock starts right before `generate` is called with the prompt text in hand.
-pub fn measure_once(model: &mut dyn LoadedModel, prompt: &ResolvedPrompt, sampling: Sampling) -> Result<RunSample> {
+/// `load` is the measurement of the load that made `model`: the run's RAM Δ counts from RSS before it.
+pub fn measure_once(
+    model: &mut dyn LoadedModel,
+    load: &LoadMeasurement,
+    prompt: &ResolvedPrompt,
+    sampling: Sampling,
+) -> Result<RunSample> {
     let request = GenerationRequest { prompt: &prompt.text, gen_tokens: prompt.gen_tokens, sampling };
     let window = PeakWindow::start()?;
     let mut recorder = TraceRecorder::start(prompt.gen_tokens);
@@ -87,6 +100,7 @@ pub fn measure_once(model: &mut dyn LoadedModel, prompt: &ResolvedPrompt, sampli
         rss_start_bytes: peak.start_rss_bytes,
         rss_peak_bytes: peak.peak_rss_bytes,
         peak_rss_delta_bytes: peak.peak_delta_bytes(),
+        ram_delta_bytes: Some(ram_delta_bytes(load, peak.peak_rss_bytes)),
         peak_method: peak.method,
         token_times_s: trace.token_times.iter().map(|d| d.as_secs_f64()).collect(),
         tokens: trace.tokens,
@@ -95,15 +109,17 @@ pub fn measure_once(model: &mut dyn LoadedModel, prompt: &ResolvedPrompt, sampli
     })
 }
 
-/// Warmup runs (discarded) then timed runs. `progress(phase, done, total)` is called after each generation.
+/// Warmup runs (discarded) then timed runs. `progress(phase, done, total, sample)` is called after each generation
+/// with what it measured (a warmup's sample is dropped after the call), so a caller can keep a checkpoint.
 pub fn measure(
     model: &mut dyn LoadedModel,
+    load: &LoadMeasurement,
     prompt: &ResolvedPrompt,
     plan: &RunPlan,
-    progress: &mut dyn FnMut(Phase, usize, usize),
+    progress: &mut dyn FnMut(Phase, usize, usize, &RunSample),
 ) -> Result<Vec<RunSample>> {
     let mut samples = Vec::with_capacity(plan.runs);
-    measure_into(model, prompt, plan, &mut samples, progress)?;
+    measure_into(model, load, prompt, plan, &mut samples, progress)?;
     Ok(samples)
 }
 
@@ -111,22 +127,23 @@ pub fn measure(
 /// on the fourth run, say), the runs before it are still in `samples` for the caller to keep.
 pub fn measure_into(
     model: &mut dyn LoadedModel,
+    load: &LoadMeasurement,
     prompt: &ResolvedPrompt,
     plan: &RunPlan,
     samples: &mut Vec<RunSample>,
-    progress: &mut dyn FnMut(Phase, usize, usize),
+    progress: &mut dyn FnMut(Phase, usize, usize, &RunSample),
 ) -> Result<()> {
     ensure!(plan.runs > 0, "--runs must be at least 1");
     for i in 0..plan.warmup {
-        measure_once(model, prompt, plan.sampling)
+        let sample = measure_once(model, load, prompt, plan.sampling)
             .with_context(|| format!("warmup run {} of {}", i + 1, plan.warmup))?;
-        progress(Phase::Warmup, i + 1, plan.warmup);
+        progress(Phase::Warmup, i + 1, plan.warmup, &sample);
     }
     for i in 0..plan.runs {
-        let sample = measure_once(model, prompt, plan.sampling)
+        let sample = measure_once(model, load, prompt, plan.sampling)
             .with_context(|| format!("timed run {} of {}", i + 1, plan.runs))?;
         samples.push(sample);
-        progress(Phase::Timed, i + 1, plan.runs);
+        progress(Phase::Timed, i + 1, plan.runs, samples.last().expect("pushed above"));
     }
     Ok(())
 }
@@ -143,7 +160,7 @@ pub fn summarize_runs(runs: &[RunSample], cv_threshold: f64) -> (BTreeMap<Metric
         }
         let Some(s) = summarize(&values) else { continue };
         // RAM deltas are near zero once buffers are warm, so their variation says nothing; judge only speeds.
-        if metric != Metric::PeakRssDeltaBytes {
+        if !matches!(metric, Metric::PeakRssDeltaBytes | Metric::RamDeltaBytes) {
             for w in warnings(&s, cv_threshold) {
                 match w {
                     StatWarning::HighVariation { cv, .. } => noisy.push((metric, cv)),
@@ -172,6 +189,9 @@ mod tests {
     /// A backend whose generation briefly holds `spike` bytes, touched page by page and freed before it returns.
     struct SpikyModel {
         spike: usize,
+        /// Bytes kept resident for the model's lifetime.
+        #[allow(dead_code)]
+        held: Vec<u8>,
     }
 
     impl LoadedModel for SpikyModel {
@@ -203,19 +223,76 @@ mod tests {
         }
     }
 
+    /// A load measurement with nothing before it: the tests here read the in-generation figures.
+    fn no_load() -> LoadMeasurement {
+        LoadMeasurement { load_s: 0.0, rss_before_bytes: 0, rss_after_bytes: 0, rss_peak_bytes: Some(0) }
+    }
+
+    /// RSS is the process's: tests that read it must not overlap another test's allocations.
+    static RSS_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
     #[test]
     fn a_short_ram_spike_inside_a_generation_is_caught() {
+        let _alone = RSS_TESTS.lock().unwrap_or_else(|e| e.into_inner());
         let prompt = ResolvedPrompt { name: "t".into(), text: "a b c".into(), prompt_tokens: 3, gen_tokens: 4 };
         let spike = 192 << 20;
-        let sample = measure_once(&mut SpikyModel { spike }, &prompt, Sampling::GREEDY).unwrap();
+        let sample = measure_once(&mut SpikyModel { spike, held: Vec::new() }, &no_load(), &prompt, Sampling::GREEDY)
+            .unwrap();
         assert!(
             sample.peak_rss_delta_bytes >= (spike as u64) * 9 / 10,
             "peak delta {} for a {spike}-byte spike ({:?})",
             sample.peak_rss_delta_bytes,
             sample.peak_method
         );
-        let quiet = measure_once(&mut SpikyModel { spike: 0 }, &prompt, Sampling::GREEDY).unwrap();
+        let quiet =
+            measure_once(&mut SpikyModel { spike: 0, held: Vec::new() }, &no_load(), &prompt, Sampling::GREEDY).unwrap();
         assert!(quiet.peak_rss_delta_bytes < 16 << 20, "{}", quiet.peak_rss_delta_bytes);
+    }
+
+    /// Loads a model that keeps `weights` bytes resident from its load on, like weights read at load time.
+    struct HeavyBackend {
+        weights: usize,
+    }
+    impl Backend for HeavyBackend {
+        fn name(&self) -> &str {
+            "heavy"
+        }
+        fn engine_info(&self) -> tokbench_record::setup::EngineInfo {
+            unreachable!()
+        }
+        fn load(&self, _: &Path, _: &LoadOptions) -> Result<Box<dyn LoadedModel>> {
+            let mut held = vec![0u8; self.weights];
+            held.chunks_mut(4096).for_each(|page| page[0] = 1);
+            Ok(Box::new(SpikyModel { spike: 0, held }))
+        }
+    }
+
+    fn options() -> LoadOptions {
+        LoadOptions {
+            threads: 1,
+            batch: 512,
+            ubatch: 512,
+            n_gpu_layers: 0,
+            ctx_size: 256,
+            flash_attn: tokbench_record::setup::FlashAttn::Auto,
+            mmap: true,
+        }
+    }
+
+    #[test]
+    fn ram_delta_counts_what_the_load_made_resident_which_the_in_generation_delta_cannot_see() {
+        let _alone = RSS_TESTS.lock().unwrap_or_else(|e| e.into_inner());
+        let weights = 160 << 20;
+        let (mut model, load) =
+            load_model(&HeavyBackend { weights }, Path::new("unused"), &options()).unwrap();
+        assert!(load.rss_peak_bytes.unwrap() >= load.rss_after_bytes);
+        let prompt = ResolvedPrompt { name: "t".into(), text: "a b c".into(), prompt_tokens: 3, gen_tokens: 4 };
+        let run = measure_once(model.as_mut(), &load, &prompt, Sampling::GREEDY).unwrap();
+        let ram = run.ram_delta_bytes.unwrap();
+        assert!(ram >= (weights as u64) * 9 / 10, "RAM Δ {ram} for {weights} bytes held since the load");
+        assert!(ram < (weights as u64) + (64 << 20), "RAM Δ {ram} for {weights} bytes");
+        assert!(run.peak_rss_delta_bytes < 16 << 20, "in-generation delta {}", run.peak_rss_delta_bytes);
+        drop(model);
     }
 
     #[test]
@@ -242,7 +319,7 @@ mod tests {
             }
         }
         let prompt = ResolvedPrompt { name: "t".into(), text: "x".into(), prompt_tokens: 1, gen_tokens: 8 };
-        let e = measure_once(&mut Lazy, &prompt, Sampling::GREEDY).unwrap_err().to_string();
+        let e = measure_once(&mut Lazy, &no_load(), &prompt, Sampling::GREEDY).unwrap_err().to_string();
         assert!(e.contains("generated 1 tokens but 8 were requested"), "{e}");
     }
 
@@ -263,6 +340,7 @@ mod tests {
             rss_start_bytes: 0,
             rss_peak_bytes: 0,
             peak_rss_delta_bytes: 0,
+            ram_delta_bytes: Some(0),
             peak_method: tokbench_record::results::PeakMethod::LinuxHighWaterMark,
             token_times_s: vec![],
             tokens: vec![],

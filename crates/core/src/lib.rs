@@ -7,6 +7,7 @@
 //! - [`memory`]: RSS and peak-RSS probes, one file per OS.
 //! - [`gguf`]: a GGUF header reader, to name a model's quantization and to reject bad files with a clear error.
 //! - [`digest`]: SHA-256 of model files.
+//! - [`interrupt`]: SIGINT/SIGTERM: clean-ups (stop servers, save results), then exit 130/143.
 //! - [`sweep`]: a server under 1, 2, 4, 8 concurrent streams: latency percentiles, aggregate tokens/s, errors.
 //! - [`quality`]: perplexity (as llama-perplexity computes it), KL-divergence against a base, Pareto frontier.
 //! - [`machine`], [`prompts`], [`config`], [`export`]: machine fingerprint, prompt sets, config, table/CSV printers.
@@ -16,6 +17,7 @@ pub mod digest;
 pub mod engine;
 pub mod export;
 pub mod gguf;
+pub mod interrupt;
 pub mod machine;
 pub mod memory;
 pub mod metrics;

@@ -65,8 +65,23 @@ pub struct TraceRecorder {
 }
 
 /// Test-only: a real slowdown of every generated token by this many microseconds, for proving that the regression
-/// gate catches one. Never set it for a measurement you mean.
+/// gate catches one. Never set it for a measurement you mean: the results record it (`injected_token_delay_us`),
+/// tokbench warns, and the gate's report says so.
 pub const INJECT_TOKEN_DELAY_ENV: &str = "TOKBENCH_INJECT_TOKEN_DELAY_US";
+
+/// [`INJECT_TOKEN_DELAY_ENV`], read once per process.
+pub fn injected_token_delay() -> Option<Duration> {
+    static DELAY: std::sync::OnceLock<Option<Duration>> = std::sync::OnceLock::new();
+    *DELAY.get_or_init(|| {
+        let delay = std::env::var(INJECT_TOKEN_DELAY_ENV).ok()?.parse::<u64>().ok().map(Duration::from_micros)?;
+        eprintln!(
+            "warning: {INJECT_TOKEN_DELAY_ENV} = {} µs: every token is delayed on purpose (a test hook); the results \
+             record it",
+            delay.as_micros()
+        );
+        Some(delay)
+    })
+}
 
 impl TraceRecorder {
     /// Starts the clock. `capacity` is the number of tokens expected, so the per-token path never reallocates.
@@ -79,10 +94,7 @@ impl TraceRecorder {
             token_times: Vec::with_capacity(capacity),
             tokens: Vec::with_capacity(capacity),
             out_of_order: None,
-            injected_delay: std::env::var(INJECT_TOKEN_DELAY_ENV)
-                .ok()
-                .and_then(|v| v.parse::<u64>().ok())
-                .map(Duration::from_micros),
+            injected_delay: injected_token_delay(),
             server: None,
             engine: None,
         }

@@ -11,7 +11,7 @@ use anyhow::Result;
 use tokbench_core::backend::LoadedModel;
 use tokbench_core::engine::measure_once;
 use tokbench_core::prompts::ResolvedPrompt;
-use tokbench_record::results::RunSample;
+use tokbench_record::results::{LoadMeasurement, RunSample};
 use tokbench_record::setup::Sampling;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,6 +23,7 @@ pub enum Stream {
 
 pub struct SampleBank<'a> {
     model: &'a mut dyn LoadedModel,
+    load: &'a LoadMeasurement,
     prompt: &'a ResolvedPrompt,
     sampling: Sampling,
     warmup: usize,
@@ -34,9 +35,16 @@ pub struct SampleBank<'a> {
 }
 
 impl<'a> SampleBank<'a> {
-    pub fn new(model: &'a mut dyn LoadedModel, prompt: &'a ResolvedPrompt, sampling: Sampling, warmup: usize) -> Self {
+    pub fn new(
+        model: &'a mut dyn LoadedModel,
+        load: &'a LoadMeasurement,
+        prompt: &'a ResolvedPrompt,
+        sampling: Sampling,
+        warmup: usize,
+    ) -> Self {
         SampleBank {
             model,
+            load,
             prompt,
             sampling,
             warmup,
@@ -52,7 +60,7 @@ impl<'a> SampleBank<'a> {
     pub fn warm_up(&mut self) -> Result<&RunSample> {
         if self.last_warmup.is_none() {
             for _ in 0..self.warmup.max(1) {
-                self.last_warmup = Some(measure_once(self.model, self.prompt, self.sampling)?);
+                self.last_warmup = Some(measure_once(self.model, self.load, self.prompt, self.sampling)?);
             }
         }
         Ok(self.last_warmup.as_ref().expect("set above"))
@@ -63,12 +71,12 @@ impl<'a> SampleBank<'a> {
     pub fn take(&mut self, stream: Stream, n: usize) -> Result<&[RunSample]> {
         self.warm_up()?;
         if !std::mem::replace(&mut self.warmed_stream[stream as usize], true) && n == 1 {
-            self.criterion_warmup = Some(measure_once(self.model, self.prompt, self.sampling)?);
+            self.criterion_warmup = Some(measure_once(self.model, self.load, self.prompt, self.sampling)?);
             return Ok(std::slice::from_ref(self.criterion_warmup.as_ref().expect("set above")));
         }
         let from = self.taken[stream as usize];
         while self.samples.len() < from + n {
-            self.samples.push(measure_once(self.model, self.prompt, self.sampling)?);
+            self.samples.push(measure_once(self.model, self.load, self.prompt, self.sampling)?);
         }
         self.taken[stream as usize] = from + n;
         Ok(&self.samples[from..from + n])
@@ -114,7 +122,8 @@ mod tests {
     fn streams_share_runs_and_criterion_warmups_are_fresh() {
         let prompt = ResolvedPrompt { name: "p".into(), text: "x".into(), prompt_tokens: 1, gen_tokens: 1 };
         let mut model = Counter(0);
-        let mut bank = SampleBank::new(&mut model, &prompt, Sampling::GREEDY, 2);
+        let load = LoadMeasurement { load_s: 0.0, rss_before_bytes: 0, rss_after_bytes: 0, rss_peak_bytes: None };
+        let mut bank = SampleBank::new(&mut model, &load, &prompt, Sampling::GREEDY, 2);
         let ids = |runs: &[RunSample]| runs.iter().map(|r| r.tokens[0]).collect::<Vec<_>>();
         // Generations 1-2: engine warmup. 3: TTFT's criterion warm-up. 4-7: shared runs.
         assert_eq!(ids(bank.take(Stream::Ttft, 1).unwrap()), vec![3]);

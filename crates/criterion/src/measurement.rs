@@ -6,8 +6,9 @@
 //!   rate, because criterion's change detection and "Performance has regressed" wording assume that smaller is
 //!   better; the benches also declare `Throughput::Elements(1)` per iteration, so criterion prints the same number as
 //!   tokens per second (`thrpt:` line) next to it.
-//! - [`PeakRam`]: peak resident memory during the generation **minus resident memory before the model was loaded**,
-//!   in bytes: what the model costs in RAM (weights as paged in, KV cache, compute buffers). The delta over the
+//! - [`PeakRam`]: the results' RAM Δ (`tokbench_record::results::ram_delta_bytes`): peak resident memory over the
+//!   model's load and the generation **minus resident memory right before the load**, in bytes: what the model costs
+//!   in RAM (weights as paged in, KV cache, compute buffers). The delta over the
 //!   generation's own start would be near zero once buffers are allocated and would hide the difference between
 //!   quantizations, which is what this number is for.
 //!

@@ -126,8 +126,11 @@ impl Baseline {
                 sv.map_or("?".into(), |v| v.to_string())
             );
         }
-        serde_json::from_value(value)
-            .with_context(|| format!("baseline {label} does not match the baseline schema (corrupt or edited?): {fix}"))
+        let mut baseline: Baseline = serde_json::from_value(value).with_context(|| {
+            format!("baseline {label} does not match the baseline schema (corrupt or edited?): {fix}")
+        })?;
+        baseline.benchmark.derive_missing_ram_delta(); // blessed before RAM Δ was recorded
+        Ok(baseline)
     }
 }
 

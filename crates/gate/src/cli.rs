@@ -51,7 +51,8 @@ pub struct CompareArgs {
     #[arg(long, default_value = "gate.toml")]
     pub gate_config: PathBuf,
     /// Program that re-runs suspects for --confirm; it gets `run --filter <ids> -o <file>` then the
-    /// --confirm-arg values. Default: `cargo run --release -p tokbench --`.
+    /// --confirm-arg values. Default (`cargo xtask compare`): a tokbench built with the engines of the results it
+    /// confirms (MLX when they have MLX benchmarks); without xtask, `cargo run --release -p tokbench --`.
     #[arg(long)]
     pub confirm_runner: Option<PathBuf>,
     /// Extra argument for the re-run (repeatable), e.g. --confirm-arg=--prompt --confirm-arg=short.
@@ -245,6 +246,8 @@ pub struct Current {
     pub machine: tokbench_record::machine::Machine,
     pub commit: Option<String>,
     pub source: String,
+    /// For the report: results made with a test hook (see `RunResults::injection_note`).
+    pub notes: Vec<String>,
 }
 
 pub fn load_results(path: &Path) -> Result<Current> {
@@ -280,7 +283,9 @@ pub fn load_results(path: &Path) -> Result<Current> {
     let commit = files.last().and_then(|r| r.git.as_ref()).map(|g| g.commit.clone());
     let benchmarks = order.into_iter().map(|id| by_id.remove(&id).unwrap()).collect();
     let machine = files.last().expect("at least one file").machine.clone();
-    Ok(Current { benchmarks, class, machine, commit, source: path.display().to_string() })
+    let mut notes: Vec<String> = files.iter().filter_map(|r| r.injection_note("current")).collect();
+    notes.dedup();
+    Ok(Current { benchmarks, class, machine, commit, source: path.display().to_string(), notes })
 }
 
 fn mismatch(machine: &Machine, set: &BaselineSet, found: &[String]) -> anyhow::Error {
@@ -463,6 +468,7 @@ fn compare_with_baselines(args: &CompareArgs, config: &GateConfig) -> Result<Com
     let mut report =
         compare(&current.benchmarks, &baselines, config, &current.class, &current.source, current.commit.clone());
     report.notes.extend(no_baselines);
+    report.notes.extend(current.notes.iter().cloned());
     if args.confirm {
         let suspects = report.suspects();
         if !suspects.is_empty() {
@@ -507,7 +513,7 @@ fn compare_ab(args: &CompareArgs, rev: &str, config: &GateConfig) -> Result<Comp
     match Worker::spawn("base", &base_bin, &worker_args)? {
         Ok(base) => {
             eprintln!("A/B: base {rev} ({}) against head, seed {seed}", &base_commit[..base_commit.len().min(12)]);
-            let mut run = ab::run_both(base, head, seed, true)?;
+            let mut run = ab::run_both(base, head, seed, config, true)?;
             run.base.git = Some(tokbench_record::results::GitStamp {
                 commit: base_commit.clone(),
                 branch: Some(rev.to_string()),
@@ -524,6 +530,7 @@ fn compare_ab(args: &CompareArgs, rev: &str, config: &GateConfig) -> Result<Comp
             check_comparable(&run.head.benchmarks, &crate::compare::base_set(&run.base, "the base build"))?;
             let mut report =
                 crate::compare::compare_interleaved(&run.head, &run.base, config, &head_file.display().to_string(), mode);
+            report.notes.extend(run.head.injection_note("head").into_iter().chain(run.base.injection_note("base")));
             if !run.base_only.is_empty() {
                 let ids: Vec<String> = run.base_only.iter().map(ToString::to_string).collect();
                 report.notes.push(format!("only the base has {} (not measured): {}", ids.len(), ids.join(", ")));
@@ -534,7 +541,8 @@ fn compare_ab(args: &CompareArgs, rev: &str, config: &GateConfig) -> Result<Comp
         }
         Err(ab::Unsupported(why)) => {
             eprintln!("A/B: {why}; measuring the head alone against the baselines committed at {rev}");
-            ab::interleave(None, &mut head, seed, true)?;
+            let ids = head.hello.benchmarks.clone();
+            ab::interleave(None, &mut head, &ids, seed, "", true)?;
             let results = head.finish()?;
             results.write(&head_file)?;
             let class = results.machine.class_key.clone();
@@ -545,6 +553,7 @@ fn compare_ab(args: &CompareArgs, rev: &str, config: &GateConfig) -> Result<Comp
             let source = head_file.display().to_string();
             let mut report = compare(&results.benchmarks, &baselines, config, &class, &source, commit);
             report.notes.extend(no_baselines);
+            report.notes.extend(results.injection_note("head"));
             report.notes.push(format!(
                 "not an A/B comparison: {why}, so the head was compared with the baselines committed at {rev} \
                  (measured on another day: drift between sessions can pass for a change)"

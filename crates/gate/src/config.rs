@@ -3,12 +3,12 @@
 //! ```toml
 //! [gate]
 //! alpha = 0.02                      # significance level of the Mann–Whitney interval
-//! metrics = ["ttft_s", "prefill_tps", "decode_tps", "peak_rss_delta_bytes"]
+//! metrics = ["ttft_s", "prefill_tps", "decode_tps", "ram_delta_bytes"]
 //! [gate.threshold]                  # relative change that matters, per metric
 //! ttft_s = 0.10
 //! decode_tps = 0.05
 //! [gate.min_abs]                    # absolute floor in the metric's unit, where the baseline can be ~0
-//! peak_rss_delta_bytes = 1048576
+//! ram_delta_bytes = 1048576
 //! ```
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -44,7 +44,7 @@ impl Default for GateConfig {
                 Metric::TtftS,
                 Metric::PrefillTps,
                 Metric::DecodeTps,
-                Metric::PeakRssDeltaBytes,
+                Metric::RamDeltaBytes,
                 Metric::Perplexity,
                 Metric::MeanKld,
             ],
@@ -52,14 +52,14 @@ impl Default for GateConfig {
                 (Metric::TtftS, 0.10),
                 (Metric::PrefillTps, 0.05),
                 (Metric::DecodeTps, 0.05),
-                (Metric::PeakRssDeltaBytes, 0.05),
+                (Metric::RamDeltaBytes, 0.05),
                 // Deterministic on one machine, so any real move counts; 0.5% is the llama-perplexity agreement bound.
                 (Metric::Perplexity, 0.005),
                 (Metric::MeanKld, 0.10),
             ]),
             // A page or two of RSS moves between identical runs; 1 MiB is noise for an LLM, not a regression.
             // The KLD base's own KLD is 0, so a relative change alone cannot judge it.
-            min_abs: BTreeMap::from([(Metric::PeakRssDeltaBytes, 1024.0 * 1024.0), (Metric::MeanKld, 0.001)]),
+            min_abs: BTreeMap::from([(Metric::RamDeltaBytes, 1024.0 * 1024.0), (Metric::MeanKld, 0.001)]),
             allow_missing: false,
         }
     }

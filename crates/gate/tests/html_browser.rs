@@ -13,8 +13,9 @@ use serde_json::{json, Value};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
-fn find(candidates: &[&str]) -> Option<PathBuf> {
-    candidates.iter().map(PathBuf::from).find(|p| p.is_file())
+/// The first of: the file named by `env_var`, then `candidates`, that exists.
+fn find(env_var: &str, candidates: &[String]) -> Option<PathBuf> {
+    std::env::var_os(env_var).map(PathBuf::from).into_iter().chain(candidates.iter().map(PathBuf::from)).find(|p| p.is_file())
 }
 
 struct Driver {
@@ -27,11 +28,23 @@ struct Driver {
 
 impl Driver {
     fn start() -> Driver {
-        let hint = "install them with `bash .ci/run` (CI does) or `apt-get install chromium chromium-driver`";
-        let chromium = find(&["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"])
+        let hint = "install them with `bash .ci/run` (CI does) or `apt-get install chromium chromium-driver`, or name \
+                    them with TOKBENCH_CHROME and TOKBENCH_CHROMEDRIVER";
+        // Debian's packages; on macOS, Google Chrome and (GitHub's runners) the chromedriver in $CHROMEWEBDRIVER.
+        let browsers = ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"]
+            .map(String::from)
+            .into_iter()
+            .chain(["/Applications/Google Chrome.app/Contents/MacOS/Google Chrome".to_string()])
+            .collect::<Vec<_>>();
+        let drivers = ["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver", "/opt/homebrew/bin/chromedriver"]
+            .map(String::from)
+            .into_iter()
+            .chain(std::env::var("CHROMEWEBDRIVER").ok().map(|d| format!("{d}/chromedriver")))
+            .collect::<Vec<_>>();
+        let chromium = find("TOKBENCH_CHROME", &browsers)
             .unwrap_or_else(|| panic!("headless Chromium is not installed: {hint}"));
-        let driver = find(&["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"])
-            .unwrap_or_else(|| panic!("chromedriver is not installed: {hint}"));
+        let driver =
+            find("TOKBENCH_CHROMEDRIVER", &drivers).unwrap_or_else(|| panic!("chromedriver is not installed: {hint}"));
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let child = Command::new(&driver)
             .arg(format!("--port={port}"))

@@ -1,54 +1,35 @@
 //! Starting and stopping a server for a benchmark: the config's `command`, with `{model}`, `{port}`, `{threads}`,
 //! `{ctx_size}` … filled in, started in a process group of its own, its output captured to a log file, waited on
 //! until its health endpoint answers 200, and stopped (SIGTERM, then SIGKILL after 10 s) when the benchmark group
-//! ends, when tokbench fails, and on Ctrl-C.
+//! ends, when tokbench fails, and on SIGINT/SIGTERM.
 use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
+use tokbench_core::interrupt;
 
 use crate::client::Client;
 
-/// Process ids of the servers this process started and has not stopped yet: what Ctrl-C must clean up.
+/// Process ids of the servers this process started and has not stopped yet: what a signal must clean up.
 static RUNNING: Mutex<Vec<u32>> = Mutex::new(Vec::new());
-static CTRL_C: Once = Once::new();
+static ON_SIGNAL: Once = Once::new();
 
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-/// Set by the Ctrl-C handler once every server it stopped has exited.
-static SERVERS_STOPPED: AtomicBool = AtomicBool::new(false);
-
-/// After an interrupt: waits (up to 15 s) until the handler has stopped the servers, so that the process does not
-/// exit while one still holds its port.
-pub fn wait_for_servers_stopped() {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while interrupted() && !SERVERS_STOPPED.load(Ordering::SeqCst) && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Ctrl-C arrived while servers tokbench started were running: they are stopped, and the runner should save what
-/// it measured and exit with 130 rather than start anything new.
-pub fn interrupted() -> bool {
-    INTERRUPTED.load(Ordering::SeqCst)
-}
-
-fn on_ctrl_c_stop_servers() {
-    CTRL_C.call_once(|| {
-        // An error here means the program already has a handler of its own; it then owns the clean-up.
-        let _ = ctrlc::set_handler(|| {
-            if INTERRUPTED.swap(true, Ordering::SeqCst) {
-                std::process::exit(130); // a second Ctrl-C: leave now
-            }
+/// On SIGINT/SIGTERM (`tokbench_core::interrupt`), stop every server tokbench started, waiting for each (up to 10 s,
+/// then SIGKILL) so that nothing still holds its port when tokbench exits. Registered for the process's lifetime.
+fn on_signal_stop_servers() {
+    ON_SIGNAL.call_once(|| {
+        if let Err(e) = interrupt::install() {
+            eprintln!("warning: {e:#}: a Ctrl-C will not stop the servers tokbench starts");
+        }
+        std::mem::forget(interrupt::on_signal("stopping the servers tokbench started", |_| {
             let pids = RUNNING.lock().map(|p| p.clone()).unwrap_or_default();
             for pid in &pids {
                 terminate(*pid);
             }
-            // Wait for them (up to 10 s, then SIGKILL), so that nothing still holds the port when tokbench exits.
             let deadline = Instant::now() + Duration::from_secs(10);
             for &pid in &pids {
                 while unsafe { libc::waitpid(pid as i32, std::ptr::null_mut(), libc::WNOHANG) } == 0 {
@@ -59,12 +40,7 @@ fn on_ctrl_c_stop_servers() {
                 }
             }
             eprintln!("interrupted: stopped {} server(s) tokbench had started", pids.len());
-            SERVERS_STOPPED.store(true, Ordering::SeqCst);
-            // The runner notices (its requests fail, it checks `interrupted`), saves its results and exits 130; if it
-            // is busy in-process instead, don't make the user wait for that.
-            std::thread::sleep(Duration::from_secs(5));
-            std::process::exit(130);
-        });
+        }));
     });
 }
 
@@ -86,7 +62,7 @@ impl ServerProcess {
     /// Starts `argv` with stdout and stderr appended to `log`.
     pub fn start(argv: &[String], log: &Path) -> Result<ServerProcess> {
         ensure!(!argv.is_empty(), "the server `command` is empty");
-        on_ctrl_c_stop_servers();
+        on_signal_stop_servers();
         if let Some(dir) = log.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
         }

@@ -14,6 +14,11 @@ pub enum Metric {
     ItlP50S,
     ItlP90S,
     ItlP99S,
+    /// What the model costs in RAM: peak RSS over its load and the run, minus RSS right before the load
+    /// ([`crate::results::ram_delta_bytes`]). Gated.
+    RamDeltaBytes,
+    /// How far RSS rose during the generation itself, above its level when the run started (KV cache and
+    /// activations growing; near 0 once buffers are warm). Shown, not gated by default.
     PeakRssDeltaBytes,
     /// Quality, one value per model and corpus (not per run): perplexity on the `[quality]` corpus.
     Perplexity,
@@ -38,7 +43,7 @@ pub enum Unit {
 
 impl Metric {
     /// The metrics every timed run has.
-    pub const ALL: [Metric; 8] = [
+    pub const ALL: [Metric; 9] = [
         Metric::TtftS,
         Metric::PrefillTps,
         Metric::DecodeTps,
@@ -46,6 +51,7 @@ impl Metric {
         Metric::ItlP50S,
         Metric::ItlP90S,
         Metric::ItlP99S,
+        Metric::RamDeltaBytes,
         Metric::PeakRssDeltaBytes,
     ];
 
@@ -65,6 +71,7 @@ impl Metric {
             Metric::ItlP50S => "itl_p50_s",
             Metric::ItlP90S => "itl_p90_s",
             Metric::ItlP99S => "itl_p99_s",
+            Metric::RamDeltaBytes => "ram_delta_bytes",
             Metric::PeakRssDeltaBytes => "peak_rss_delta_bytes",
             Metric::Perplexity => "perplexity",
             Metric::MeanKld => "mean_kld",
@@ -80,7 +87,8 @@ impl Metric {
             Metric::ItlP50S => "ITL p50",
             Metric::ItlP90S => "ITL p90",
             Metric::ItlP99S => "ITL p99",
-            Metric::PeakRssDeltaBytes => "peak RAM Δ",
+            Metric::RamDeltaBytes => "RAM Δ",
+            Metric::PeakRssDeltaBytes => "gen. RAM Δ",
             Metric::Perplexity => "PPL",
             Metric::MeanKld => "mean KLD",
         }
@@ -89,7 +97,7 @@ impl Metric {
     pub fn unit(self) -> Unit {
         match self {
             Metric::PrefillTps | Metric::DecodeTps => Unit::TokensPerSecond,
-            Metric::PeakRssDeltaBytes => Unit::Bytes,
+            Metric::RamDeltaBytes | Metric::PeakRssDeltaBytes => Unit::Bytes,
             Metric::Perplexity | Metric::MeanKld => Unit::Number,
             _ => Unit::Seconds,
         }

@@ -35,6 +35,23 @@ pub struct RunResults {
     /// Concurrency sweeps of the servers in the run (`--concurrency`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub concurrency: Vec<crate::sweep::ConcurrencySweep>,
+    /// The test hook `TOKBENCH_INJECT_TOKEN_DELAY_US` was set: every generated token was delayed by this many µs on
+    /// purpose (the gate's end-to-end tests make a real slowdown with it). Not a measurement to keep; the gate's
+    /// report says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub injected_token_delay_us: Option<u64>,
+}
+
+impl RunResults {
+    /// The report's warning about [`RunResults::injected_token_delay_us`], if it was set.
+    pub fn injection_note(&self, side: &str) -> Option<String> {
+        self.injected_token_delay_us.map(|us| {
+            format!(
+                "the {side} results were measured with the test hook TOKBENCH_INJECT_TOKEN_DELAY_US = {us} µs per token: \
+                 a slowdown made on purpose, not a measurement"
+            )
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -155,6 +172,20 @@ pub struct LoadMeasurement {
     pub load_s: f64,
     pub rss_before_bytes: u64,
     pub rss_after_bytes: u64,
+    /// Peak RSS during the load (a peak window around it). Absent in results written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rss_peak_bytes: Option<u64>,
+}
+
+/// The one definition of a model's RAM cost (the reports' "RAM Δ", the gated `ram_delta_bytes`, criterion's
+/// `peak_ram`): the highest RSS seen over the load and a run's generation, minus RSS right before the load. Weights
+/// that are memory-mapped count once touched, so this is about the model's resident size plus KV cache and compute
+/// buffers. (RSS *during* a generation alone, [`RunSample::peak_rss_delta_bytes`], barely moves: everything is
+/// resident before it starts.) Results written before the load's peak was kept use the RSS after the load, a
+/// lower bound of that peak.
+pub fn ram_delta_bytes(load: &LoadMeasurement, run_peak_rss_bytes: u64) -> u64 {
+    let load_peak = load.rss_peak_bytes.unwrap_or(load.rss_after_bytes);
+    load_peak.max(run_peak_rss_bytes).saturating_sub(load.rss_before_bytes)
 }
 
 /// One timed run. Raw enough that any summary can be recomputed and any regression re-judged.
@@ -173,7 +204,12 @@ pub struct RunSample {
     pub generated_tokens: usize,
     pub rss_start_bytes: u64,
     pub rss_peak_bytes: u64,
+    /// Peak RSS during the generation minus RSS when it started (shown as "gen. RAM Δ").
     pub peak_rss_delta_bytes: u64,
+    /// [`ram_delta_bytes`] of this run. `None` only in a file written before it existed, until
+    /// [`RunResults::read`] derives it from the file's own fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ram_delta_bytes: Option<u64>,
     pub peak_method: PeakMethod,
     /// When each token was sampled, seconds from the start of the request.
     pub token_times_s: Vec<f64>,
@@ -217,6 +253,7 @@ impl RunSample {
             Metric::ItlP50S => self.itl_p50_s,
             Metric::ItlP90S => self.itl_p90_s,
             Metric::ItlP99S => self.itl_p99_s,
+            Metric::RamDeltaBytes => self.ram_delta_bytes.map(|b| b as f64),
             Metric::PeakRssDeltaBytes => Some(self.peak_rss_delta_bytes as f64),
             // Per model, not per run: see `BenchmarkResult::quality`.
             Metric::Perplexity | Metric::MeanKld => None,
@@ -225,6 +262,14 @@ impl RunSample {
 }
 
 impl BenchmarkResult {
+    /// Results from before `ram_delta_bytes` was recorded (baselines blessed then, an older base build in an A/B
+    /// job) carry everything it is made of: derive it, so they are still gated on RAM.
+    pub fn derive_missing_ram_delta(&mut self) {
+        for run in self.runs.iter_mut().filter(|r| r.ram_delta_bytes.is_none()) {
+            run.ram_delta_bytes = Some(ram_delta_bytes(&self.load, run.rss_peak_bytes));
+        }
+    }
+
     /// A quality metric's value from the `quality` record, when it was measured.
     pub fn quality_value(&self, metric: Metric) -> Option<f64> {
         let q = self.quality.as_ref()?;
@@ -250,7 +295,16 @@ impl RunResults {
             ),
             None => bail!("{} has no schema_version: it is not a tokbench results file", path.display()),
         }
-        serde_json::from_value(probe).with_context(|| format!("{} does not match the results schema", path.display()))
+        let mut results: RunResults = serde_json::from_value(probe)
+            .with_context(|| format!("{} does not match the results schema", path.display()))?;
+        results.derive_missing_ram_delta();
+        Ok(results)
+    }
+
+    /// See [`BenchmarkResult::derive_missing_ram_delta`]; done by [`RunResults::read`], and by whoever receives
+    /// results another way (an A/B worker's reply).
+    pub fn derive_missing_ram_delta(&mut self) {
+        self.benchmarks.iter_mut().for_each(BenchmarkResult::derive_missing_ram_delta);
     }
 
     pub fn write(&self, path: &Path) -> Result<()> {
@@ -326,6 +380,7 @@ mod tests {
             rss_start_bytes: 0,
             rss_peak_bytes: 0,
             peak_rss_delta_bytes: 0,
+            ram_delta_bytes: Some(0),
             peak_method: PeakMethod::LinuxHighWaterMark,
             token_times_s: vec![0.1, 0.6, 1.1],
             tokens: vec![1, 2, 3],
@@ -340,6 +395,49 @@ mod tests {
         assert!((run.decode_host_fraction().unwrap() - 0.05).abs() < 1e-12);
         let back: RunSample = serde_json::from_str(&serde_json::to_string(&run).unwrap()).unwrap();
         assert_eq!(back.engine, run.engine);
+    }
+
+    #[test]
+    fn ram_delta_spans_load_and_run_and_is_derived_for_files_written_before_it() {
+        let load = LoadMeasurement {
+            load_s: 0.2,
+            rss_before_bytes: 40 << 20,
+            rss_after_bytes: 180 << 20,
+            rss_peak_bytes: Some(200 << 20),
+        };
+        // The load's peak is the higher one here; a run that rises above it sets the figure instead.
+        assert_eq!(ram_delta_bytes(&load, 170 << 20), 160 << 20);
+        assert_eq!(ram_delta_bytes(&load, 230 << 20), 190 << 20);
+        // Without the load's peak (older files) the RSS after the load stands in for it.
+        let old = LoadMeasurement { rss_peak_bytes: None, ..load };
+        assert_eq!(ram_delta_bytes(&old, 170 << 20), 140 << 20);
+        assert!(!serde_json::to_string(&old).unwrap().contains("rss_peak_bytes"));
+
+        // A results file written before the field: RunResults::read fills it from the file's own load and runs.
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../gate/tests/data/sessions/ab/aa01-base.json"
+        );
+        let mut value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        for b in value["benchmarks"].as_array_mut().unwrap() {
+            b["load"].as_object_mut().unwrap().remove("rss_peak_bytes");
+            for r in b["runs"].as_array_mut().unwrap() {
+                r.as_object_mut().unwrap().remove("ram_delta_bytes");
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("old.json");
+        std::fs::write(&file, value.to_string()).unwrap();
+        let results = RunResults::read(&file).unwrap();
+        for b in &results.benchmarks {
+            for r in &b.runs {
+                let expected = b.load.rss_after_bytes.max(r.rss_peak_bytes) - b.load.rss_before_bytes;
+                assert_eq!(r.ram_delta_bytes, Some(expected), "{}", b.id);
+                // A 98 MB model: its resident cost is tens of MiB at least, never the 0 B of the in-run delta.
+                assert!(expected > 50 << 20, "{}: {expected}", b.id);
+                assert_eq!(r.value(Metric::RamDeltaBytes), Some(expected as f64));
+            }
+        }
     }
 
     #[test]

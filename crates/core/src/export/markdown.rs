@@ -24,7 +24,8 @@ pub fn table(results: &RunResults) -> String {
         ("ITL p50 / p90 / p99", true),
         ("load", true),
         ("RSS after load", true),
-        ("peak RAM Δ", true),
+        ("RAM Δ", true),
+        ("gen. RAM Δ", true),
     ];
     let quality_columns = [("PPL ± se", true), ("KLD", true), ("Pareto: decode / TTFT vs PPL", false)];
     let columns: Vec<(&str, bool)> =
@@ -53,14 +54,16 @@ pub fn table(results: &RunResults) -> String {
         ];
         if b.engine.server.is_some() {
             // tokbench's RSS says nothing about a server's memory: don't print it as if it did.
-            row.extend(["n/a (server)".to_string(), "n/a (server)".to_string()]);
+            row.extend(["n/a (server)".to_string(), "n/a (server)".to_string(), "n/a (server)".to_string()]);
         } else {
             row.push(format!(
                 "{} (+{})",
                 format_bytes(b.load.rss_after_bytes as f64),
                 format_bytes(b.load.rss_after_bytes.saturating_sub(b.load.rss_before_bytes) as f64)
             ));
-            row.push(b.summary.get(&Metric::PeakRssDeltaBytes).map_or("-".into(), |s| format_bytes(s.max)));
+            for m in [Metric::RamDeltaBytes, Metric::PeakRssDeltaBytes] {
+                row.push(b.summary.get(&m).map_or("-".into(), |s| format_bytes(s.max)));
+            }
         }
         if with_quality {
             let q = b.quality.as_ref();
