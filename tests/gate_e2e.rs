@@ -99,6 +99,11 @@ fn gate_passes_unchanged_code_and_fails_a_real_slowdown() {
     // The delay also lands on the first token, so TTFT may be named too; decode must be.
     let named = e.message.lines().find(|l| l.starts_with("regressed: ")).unwrap_or_default();
     assert!(named.contains(&format!("{id} decode t/s")), "{}", e.message);
+    // The results say the slowdown was injected, and so does the report.
+    let slow = tokbench_record::results::RunResults::read(&file("slow.json")).unwrap();
+    assert_eq!(slow.injected_token_delay_us, Some(15_000));
+    let notes = e.report.as_ref().unwrap().notes.join("\n");
+    assert!(notes.contains("TOKBENCH_INJECT_TOKEN_DELAY_US = 15000"), "{notes}");
 
     // The same slowdown with --confirm, whose re-run has no injected delay: the 70% decode drop does not reproduce
     // and the suspect is re-judged on fresh samples. Whether the fresh samples then pass depends on this shared
@@ -159,11 +164,15 @@ fn ab_mode_runs_both_builds_as_workers_in_paired_rounds() {
         other => panic!("not an interleaved comparison: {other:?}"),
     }
     assert!(e.message.contains("A/B: base `HEAD` at"), "{}", e.message);
-    // Both sides' results are kept, paired by round, and every timed metric was judged on 7 pairs.
+    // Both sides' results are kept, paired by round, and every timed metric was judged on 7 pairs (a suspect of the
+    // first pass has 7 more, the confirmation's).
     let base = tokbench_record::results::RunResults::read(&dir.path().join("out/ab-base.json")).unwrap();
     let head = tokbench_record::results::RunResults::read(&dir.path().join("out/ab-head.json")).unwrap();
     assert_eq!((base.benchmarks.len(), head.benchmarks.len()), (1, 1));
-    assert_eq!((base.benchmarks[0].runs.len(), head.benchmarks[0].runs.len()), (7, 7));
+    let confirmed = report.benchmarks[0].metrics.iter().any(|m| m.confirmation.is_some());
+    let rounds = if confirmed { 14 } else { 7 };
+    assert_eq!((base.benchmarks[0].runs.len(), head.benchmarks[0].runs.len()), (rounds, rounds));
+    assert!(base.injected_token_delay_us.is_none() && report.notes.is_empty(), "{:?}", report.notes);
     assert_eq!(base.git.as_ref().unwrap().branch.as_deref(), Some("HEAD"));
     let decode = report.benchmarks[0].metrics.iter().find(|m| m.label == "decode t/s").unwrap();
     assert_eq!(decode.judgement.as_ref().unwrap().n_baseline, 7);

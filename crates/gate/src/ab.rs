@@ -3,6 +3,7 @@
 //! for each benchmark both warm up, then every round runs one timed generation per build in a random order. What
 //! drifts slower than a round (a busier host, the hour, thermal state) hits both builds alike, and the paired rule
 //! (`rule::judge_paired`) compares them round by round.
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -15,6 +16,8 @@ use tokbench_record::id::BenchmarkId;
 use tokbench_record::metric::{format_value, Metric};
 use tokbench_record::results::{RunResults, RunSample};
 use tokbench_record::worker::{read_line, Hello, Reply, Request, PROTOCOL, PROTOCOL_VERSION};
+
+use crate::config::GateConfig;
 
 /// A running worker: a `tokbench worker` child process, or (in tests) any pair of streams that speak the protocol.
 pub struct Worker {
@@ -142,7 +145,7 @@ impl Worker {
     /// The worker's results; it exits.
     pub fn finish(mut self) -> Result<RunResults> {
         self.resume();
-        let results = match self.call(&Request::Finish)? {
+        let mut results = match self.call(&Request::Finish)? {
             Reply::Results { results } => *results,
             Reply::Error { message } => bail!("the {} worker could not report its results: {message}", self.label),
             other => bail!("the {} worker answered finish with {other:?}", self.label),
@@ -150,6 +153,7 @@ impl Worker {
         if let Some(mut child) = self.child.take() {
             let _ = child.wait(); // it exits after its results
         }
+        results.derive_missing_ram_delta(); // a base built before RAM Δ was recorded
         Ok(results)
     }
 }
@@ -165,32 +169,46 @@ impl Drop for Worker {
 }
 
 
-/// What an interleaved run produced: both builds' results, `runs[i]` of each being round i.
+/// What an interleaved run produced: both builds' results, `runs[i]` of each being round i. A confirmed suspect has
+/// `2 × rounds` runs on each side: the first pass, then the confirmation's fresh rounds.
 pub struct Interleaved {
     pub base: RunResults,
     pub head: RunResults,
     pub rounds: usize,
     pub seed: u64,
+    /// Benchmarks the first pass judged regressed, measured again in a second interleaved pass (seed + 1).
+    pub confirmed: Vec<BenchmarkId>,
     /// Benchmarks only the base build has (renamed or dropped by the change): not measured.
     pub base_only: Vec<BenchmarkId>,
 }
 
-/// Runs the head's matrix on both workers: per benchmark, `warmup` alternating warmups, then `runs` rounds of one
-/// timed generation per build, the order inside each round drawn from a generator seeded with `seed`. The build not
-/// measuring is frozen meanwhile. Benchmarks the
-/// base lacks are measured on the head alone. `base = None` measures the head alone (the fallback).
-pub fn interleave(mut base: Option<&mut Worker>, head: &mut Worker, seed: u64, progress: bool) -> Result<()> {
+/// Each benchmark's timed samples from one pass, `[base, head]`, in round order.
+pub type PassSamples = BTreeMap<BenchmarkId, [Vec<RunSample>; 2]>;
+
+/// Runs benchmarks `ids` of the head's matrix on both workers: per benchmark, `warmup` alternating warmups, then
+/// `runs` rounds of one timed generation per build, the order inside each round drawn from a generator seeded with
+/// `seed`. The build not measuring is frozen meanwhile. Benchmarks the base lacks are measured on the head alone.
+/// `base = None` measures the head alone (the fallback). `pass` names the pass in progress lines.
+pub fn interleave(
+    mut base: Option<&mut Worker>,
+    head: &mut Worker,
+    ids: &[BenchmarkId],
+    seed: u64,
+    pass: &str,
+    progress: bool,
+) -> Result<PassSamples> {
     let mut rng = StdRng::seed_from_u64(seed);
-    let ids = head.hello.benchmarks.clone();
     let (warmup, rounds) = (head.hello.warmup, head.hello.runs);
     let started = Instant::now();
+    let mut measured = PassSamples::new();
     for (index, id) in ids.iter().enumerate() {
         let with_base = base.as_ref().is_some_and(|b| b.hello.benchmarks.contains(id));
         let benchmark_started = Instant::now();
         if progress {
             let sides = if with_base { "base and head alternating" } else { "head only" };
-            eprintln!("[{}/{}] {id}: {warmup} warmup + {rounds} rounds, {sides}", index + 1, ids.len());
+            eprintln!("[{}/{}] {id}: {warmup} warmup + {rounds} rounds, {sides}{pass}", index + 1, ids.len());
         }
+        let samples = measured.entry(id.clone()).or_default();
         // failed[0] = base, failed[1] = head: a side that failed stops running this benchmark.
         let mut failed = [!with_base, false];
         let mut decode: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
@@ -215,7 +233,10 @@ pub fn interleave(mut base: Option<&mut Worker>, head: &mut Worker, seed: u64, p
                 let worker: &mut Worker = if side == 0 { base.as_deref_mut().expect("with_base") } else { head };
                 worker.resume();
                 match worker.run(&request)? {
-                    Ok(Some(sample)) => decode[side].extend(sample.decode_tps),
+                    Ok(Some(sample)) => {
+                        decode[side].extend(sample.decode_tps);
+                        samples[side].push(sample);
+                    }
                     Ok(None) => {}
                     Err(message) => {
                         eprintln!("{id}: the {} build failed: {message}", worker.label);
@@ -237,7 +258,7 @@ pub fn interleave(mut base: Option<&mut Worker>, head: &mut Worker, seed: u64, p
             let left = elapsed / done as f64 * (ids.len() - done) as f64;
             let clock = |s: f64| format!("{}:{:02}", (s / 60.0) as u64, (s % 60.0) as u64);
             eprintln!(
-                "[{done}/{}] {id}: decode base {}, head {}{ratio} ({:.1} s); {} so far, about {} left",
+                "[{done}/{}] {id}: decode base {}, head {}{ratio} ({:.1} s){pass}; {} so far, about {} left",
                 ids.len(),
                 show(b),
                 show(h),
@@ -247,18 +268,29 @@ pub fn interleave(mut base: Option<&mut Worker>, head: &mut Worker, seed: u64, p
             );
         }
     }
-    Ok(())
+    Ok(measured)
 }
 
-/// Both workers through [`interleave`], then their results.
-pub fn run_both(mut base: Worker, mut head: Worker, seed: u64, progress: bool) -> Result<Interleaved> {
-    interleave(Some(&mut base), &mut head, seed, progress)?;
+/// Both workers through [`interleave`] on the whole matrix; then the benchmarks that pass judged regressed (by the
+/// paired rule and `config`, [`crate::compare::paired_suspects`]) once more, in fresh rounds with seed + 1, so that
+/// one unlucky pass cannot fail a pull request alone (see docs/gate.md); then both builds' results.
+pub fn run_both(mut base: Worker, mut head: Worker, seed: u64, config: &GateConfig, progress: bool) -> Result<Interleaved> {
+    let ids = head.hello.benchmarks.clone();
+    let first = interleave(Some(&mut base), &mut head, &ids, seed, "", progress)?;
+    let confirmed = crate::compare::paired_suspects(&first, config);
+    if !confirmed.is_empty() {
+        if progress {
+            let list: Vec<String> = confirmed.iter().map(ToString::to_string).collect();
+            eprintln!("A/B: {} suspect(s) after the first pass, measured again to confirm: {}", list.len(), list.join(", "));
+        }
+        interleave(Some(&mut base), &mut head, &confirmed, seed.wrapping_add(1), " (confirmation)", progress)?;
+    }
     let base_only: Vec<BenchmarkId> =
         base.hello.benchmarks.iter().filter(|id| !head.hello.benchmarks.contains(id)).cloned().collect();
     let rounds = head.hello.runs;
     let base = base.finish()?;
     let head = head.finish()?;
-    Ok(Interleaved { base, head, rounds, seed, base_only })
+    Ok(Interleaved { base, head, rounds, seed, confirmed, base_only })
 }
 
 /// The base ref's tokbench, built once per commit: a detached worktree under `<root>/target/tokbench/ab/`, built

@@ -306,9 +306,27 @@ pub fn compare_interleaved(
         }
         Mode::Baselines => "base run".into(),
     };
-    let set = base_set(base, &source);
+    // Runs past `rounds` are a confirmation pass (`ab::run_both`): the first pass is judged, then re-judged on them.
+    let rounds = match &mode {
+        Mode::Interleaved { rounds, .. } => *rounds,
+        Mode::Baselines => usize::MAX,
+    };
+    let first_pass = |r: &RunResults| -> Vec<BenchmarkResult> {
+        r.benchmarks.iter().map(|b| BenchmarkResult { runs: b.runs.iter().take(rounds).cloned().collect(), ..b.clone() }).collect()
+    };
+    let (head_first, base_first) = (first_pass(head), first_pass(base));
+    let set = base_set(&RunResults { benchmarks: base_first.clone(), ..base.clone() }, &source);
     let commit = head.git.as_ref().map(|g| g.commit.clone());
-    let mut report = compare_in(&head.benchmarks, &set, config, &head.machine.class_key, results_source, commit, mode);
+    let mut report = compare_in(&head_first, &set, config, &head.machine.class_key, results_source, commit, mode);
+    let confirmation: Vec<(BenchmarkId, &BenchmarkResult, &BenchmarkResult)> = head
+        .benchmarks
+        .iter()
+        .filter(|h| h.runs.len() > rounds)
+        .filter_map(|h| Some((h.id.clone(), base.benchmarks.iter().find(|b| b.id == h.id)?, h)))
+        .collect();
+    if !confirmation.is_empty() {
+        report.apply_paired_confirmation(&confirmation, rounds, config);
+    }
     for (side, run) in [("current", head), ("baseline", base)] {
         for f in &run.failures {
             report.failures.push(FailedComparison { id: f.id.clone(), side: side.into(), error: f.error.clone() });
@@ -316,6 +334,26 @@ pub fn compare_interleaved(
     }
     report.finish();
     report
+}
+
+/// Benchmarks of one interleaved pass with a gated timed metric that the paired rule judges regressed: what the A/B
+/// mode measures again before it fails a pull request.
+pub fn paired_suspects(pass: &crate::ab::PassSamples, config: &GateConfig) -> Vec<BenchmarkId> {
+    pass.iter()
+        .filter(|(_, [base, head])| {
+            config.metrics.iter().filter(|m| !m.is_quality()).any(|&m| {
+                let (b, c): (Vec<f64>, Vec<f64>) = base
+                    .iter()
+                    .zip(head)
+                    .filter_map(|(b, c)| Some((b.value(m)?, c.value(m)?)))
+                    .filter(|(b, c)| b.is_finite() && c.is_finite())
+                    .unzip();
+                !b.is_empty()
+                    && judge_paired(&b, &c, m.better(), config.threshold(m), config.alpha).verdict == Verdict::Regressed
+            })
+        })
+        .map(|(id, _)| id.clone())
+        .collect()
 }
 
 /// A base run as a baseline set (what the reports chart the current benchmarks against).
@@ -440,6 +478,37 @@ impl GateReport {
         }
         self.finish();
         absent
+    }
+
+    /// [`GateReport::apply_confirmation`] for the A/B mode: each regressed timed metric of a confirmed benchmark is
+    /// re-judged on the confirmation pass's fresh rounds (runs past `rounds` on both sides), paired. It stays
+    /// regressed only when they are judged regressed too.
+    fn apply_paired_confirmation(
+        &mut self,
+        confirmed: &[(BenchmarkId, &BenchmarkResult, &BenchmarkResult)],
+        rounds: usize,
+        config: &GateConfig,
+    ) {
+        self.confirm = true;
+        for b in &mut self.benchmarks {
+            let Some((_, base, head)) = confirmed.iter().find(|(id, _, _)| *id == b.id) else { continue };
+            let fresh = |r: &BenchmarkResult| BenchmarkResult { runs: r.runs[rounds.min(r.runs.len())..].to_vec(), ..r.clone() };
+            let (base, head) = (fresh(base), fresh(head));
+            for m in &mut b.metrics {
+                if m.verdict != Verdict::Regressed || m.metric.is_quality() {
+                    continue;
+                }
+                let (x, y) = paired_samples(&base, &head, m.metric);
+                if x.is_empty() {
+                    continue;
+                }
+                let j = judge_paired(&x, &y, m.metric.better(), m.threshold, config.alpha);
+                m.verdict = j.verdict;
+                m.confirmation = Some(Confirmation { samples: y, judgement: j });
+            }
+            b.verdict = worst(b.metrics.iter().map(|m| m.verdict));
+        }
+        self.finish();
     }
 
     fn finish(&mut self) {

@@ -101,17 +101,29 @@ fn start(label: &str, fake: Fake) -> Worker {
     Worker::over(label, Box::new(to_worker_w), Box::new(BufReader::new(from_worker_r))).unwrap().unwrap()
 }
 
-fn ab(base_speed: f64, head_speed: f64, broken: Option<BenchmarkId>) -> tokbench_gate::compare::GateReport {
+fn interleaved(base_speed: f64, head_speed: f64) -> tokbench_gate::ab::Interleaved {
     let clock = Arc::new(AtomicU64::new(0));
     let base = start("base", Fake { speed: base_speed, ids: ids(), clock: clock.clone(), broken: None });
-    let head = start("head", Fake { speed: head_speed, ids: ids(), clock, broken });
-    let run = run_both(base, head, 7, false).unwrap();
+    let head = start("head", Fake { speed: head_speed, ids: ids(), clock, broken: None });
+    let run = run_both(base, head, 7, &GateConfig::default(), false).unwrap();
     assert_eq!(run.rounds, 9);
+    // A suspect of the first pass is measured again: 9 more rounds on both sides.
     for side in [&run.base, &run.head] {
-        assert!(side.benchmarks.iter().all(|b| b.runs.len() == 9));
+        for b in &side.benchmarks {
+            let expected = if run.confirmed.contains(&b.id) { 18 } else { 9 };
+            assert_eq!(b.runs.len(), expected, "{}", b.id);
+        }
     }
-    let mode = Mode::Interleaved { base_ref: "main".into(), base_commit: "0".repeat(40), rounds: 9, seed: 7 };
-    compare_interleaved(&run.head, &run.base, &GateConfig::default(), "fake", mode)
+    run
+}
+
+fn mode(seed: u64) -> Mode {
+    Mode::Interleaved { base_ref: "main".into(), base_commit: "0".repeat(40), rounds: 9, seed }
+}
+
+fn ab(base_speed: f64, head_speed: f64) -> tokbench_gate::compare::GateReport {
+    let run = interleaved(base_speed, head_speed);
+    compare_interleaved(&run.head, &run.base, &GateConfig::default(), "fake", mode(7))
 }
 
 fn verdict(report: &tokbench_gate::compare::GateReport, metric: Metric) -> Vec<Verdict> {
@@ -121,9 +133,15 @@ fn verdict(report: &tokbench_gate::compare::GateReport, metric: Metric) -> Vec<V
 #[test]
 fn a_ten_percent_slower_head_fails_while_the_machine_slows_down_under_both() {
     // The neighbour's load swings by 15%: more than the change itself.
-    let report = ab(100.0, 90.0, None);
+    let report = ab(100.0, 90.0);
     assert_eq!(report.outcome, Outcome::Fail);
     assert_eq!(verdict(&report, Metric::DecodeTps), vec![Verdict::Regressed; 3]);
+    // Each was a suspect after the first pass and regressed again in the confirmation's fresh rounds.
+    assert!(report.confirm);
+    for m in report.benchmarks.iter().flat_map(|b| &b.metrics).filter(|m| m.metric == Metric::DecodeTps) {
+        let c = m.confirmation.as_ref().expect("confirmed");
+        assert_eq!((m.current.len(), c.samples.len(), c.judgement.verdict), (9, 9, Verdict::Regressed));
+    }
     for m in report.benchmarks.iter().flat_map(|b| &b.metrics).filter(|m| m.metric == Metric::DecodeTps) {
         let change = m.judgement.as_ref().unwrap().rel_change.unwrap();
         assert!((change + 0.10).abs() < 0.02, "estimated {change}");
@@ -139,7 +157,7 @@ fn a_ten_percent_slower_head_fails_while_the_machine_slows_down_under_both() {
 
 #[test]
 fn the_same_build_on_both_sides_passes_under_the_same_drift() {
-    let report = ab(100.0, 100.0, None);
+    let report = ab(100.0, 100.0);
     assert_eq!(report.outcome, Outcome::Pass, "{:?}", report.counts);
     assert!(verdict(&report, Metric::DecodeTps).iter().all(|v| *v == Verdict::Unchanged));
     let md = tokbench_gate::report::markdown::render(&report);
@@ -152,7 +170,7 @@ fn a_benchmark_the_head_breaks_fails_the_gate_by_name() {
     let clock = Arc::new(AtomicU64::new(0));
     let base = start("base", Fake { speed: 100.0, ids: ids(), clock: clock.clone(), broken: None });
     let head = start("head", Fake { speed: 100.0, ids: ids(), clock, broken: Some(broken.clone()) });
-    let run = run_both(base, head, 1, false).unwrap();
+    let run = run_both(base, head, 1, &GateConfig::default(), false).unwrap();
     // The fake does not record its own failures; a real worker lists them in its results.
     let mut head_results = run.head.clone();
     head_results.failures.push(tokbench_record::results::FailedBenchmark {
@@ -161,12 +179,47 @@ fn a_benchmark_the_head_breaks_fails_the_gate_by_name() {
         error: "the model failed to load".into(),
         completed_runs: vec![],
     });
-    let mode = Mode::Interleaved { base_ref: "main".into(), base_commit: "0".repeat(40), rounds: 9, seed: 1 };
-    let report = compare_interleaved(&head_results, &run.base, &GateConfig::default(), "fake", mode);
+    let report = compare_interleaved(&head_results, &run.base, &GateConfig::default(), "fake", mode(1));
     assert_eq!(report.outcome, Outcome::Fail);
     assert_eq!(report.broken().map(|f| f.id.clone()).collect::<Vec<_>>(), vec![broken.clone()]);
     let md = tokbench_gate::report::markdown::render(&report);
     assert!(md.contains("**Failed in this build:**"), "{md}");
+}
+
+#[test]
+fn a_first_pass_regression_that_fresh_rounds_do_not_repeat_passes_and_one_they_repeat_fails() {
+    // Same build on both sides; then the head's first 9 rounds are made 15% slower, as an unlucky pass might be,
+    // and 9 fresh rounds appended on both sides, as the confirmation pass measures them.
+    let run = interleaved(100.0, 100.0);
+    assert!(run.confirmed.is_empty());
+    let with_confirmation = |slow_again: bool| {
+        let (mut base, mut head) = (run.base.clone(), run.head.clone());
+        for (b, h) in base.benchmarks.iter_mut().zip(&mut head.benchmarks) {
+            let (fresh_b, mut fresh_h) = (b.runs.clone(), h.runs.clone());
+            for r in &mut h.runs {
+                r.decode_tps = r.decode_tps.map(|v| v * 0.85);
+            }
+            if slow_again {
+                fresh_h.iter_mut().for_each(|r| r.decode_tps = r.decode_tps.map(|v| v * 0.85));
+            }
+            b.runs.extend(fresh_b);
+            h.runs.extend(fresh_h);
+        }
+        compare_interleaved(&head, &base, &GateConfig::default(), "fake", mode(7))
+    };
+    let unlucky = with_confirmation(false);
+    assert_eq!(unlucky.outcome, Outcome::Pass, "{:?}", unlucky.counts);
+    assert!(unlucky.confirm);
+    for m in unlucky.benchmarks.iter().flat_map(|b| &b.metrics).filter(|m| m.metric == Metric::DecodeTps) {
+        // Judged on the first pass (regressed there), re-judged on the fresh rounds: not confirmed.
+        assert_eq!(m.current.len(), 9);
+        assert_eq!(m.judgement.as_ref().unwrap().verdict, Verdict::Regressed);
+        assert_eq!(m.confirmation.as_ref().unwrap().judgement.verdict, Verdict::Unchanged);
+        assert_eq!(m.verdict, Verdict::Unchanged);
+    }
+    let real = with_confirmation(true);
+    assert_eq!(real.outcome, Outcome::Fail);
+    assert_eq!(verdict(&real, Metric::DecodeTps), vec![Verdict::Regressed; 3]);
 }
 
 fn hello_of(line: &str) -> Result<Worker, Unsupported> {

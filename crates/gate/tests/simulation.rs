@@ -10,7 +10,7 @@
 //!   decode's occasional stall) comes along;
 //! - per session (each side of a comparison, and each `--confirm` re-run), a common offset ~ N(0, σ_s²), σ_s² the
 //!   variance between sessions of the same benchmark beyond what run-to-run noise explains (0 if none);
-//! - peak RAM Δ (mostly 0 with the odd page-fault spike): raw values drawn from all real samples.
+//! - RAM Δ (the model's RAM cost over load and run): per-benchmark deviations from its median over all sessions.
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -262,31 +262,43 @@ fn false_alarms_and_catch_rates_on_real_noise() {
 
 #[test]
 fn ram_noise_never_fails_the_gate() {
-    // Raw peak-RAM Δ samples of every real session, drawn with replacement on both sides.
+    // RAM Δ (peak RSS over load and run, minus RSS before the load) of every real session, as deviations from the
+    // median of the same benchmark over all sessions: the spread a baseline and a later run of unchanged code show.
+    // (These files predate the recorded field: `RunResults::read` derives it from their load and runs.)
+    let m = Metric::RamDeltaBytes;
     let all: Vec<RunResults> = ["quiet", "loaded"].iter().flat_map(|s| sessions(s)).collect();
-    let pool: Vec<f64> = all
-        .iter()
-        .flat_map(|s| &s.benchmarks)
-        .flat_map(|b| b.runs.iter().map(|r| r.peak_rss_delta_bytes as f64))
-        .collect();
+    let mut by_id: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for b in all.iter().flat_map(|s| &s.benchmarks) {
+        by_id.entry(b.id.to_string()).or_default().extend(b.runs.iter().filter_map(|r| r.value(m)));
+    }
+    let mut pool = Vec::new();
+    for values in by_id.values() {
+        let mut sorted = values.clone();
+        sorted.sort_by(f64::total_cmp);
+        let median = sorted[sorted.len() / 2];
+        assert!(median > 50.0 * 1048576.0, "a model's RAM Δ is tens of MiB at least, not {median}");
+        pool.extend(values.iter().map(|v| v - median));
+    }
+    let level = 150.0 * 1048576.0; // the default Q4_1 model's RAM Δ, about
     let config = GateConfig::default();
-    let m = Metric::PeakRssDeltaBytes;
     let mut rng = ChaCha8Rng::seed_from_u64(4000);
     let mut alarms = 0;
     for _ in 0..TRIALS {
-        let mut draw = || (0..DEFAULT_RUNS).map(|_| pool[rng.random_range(0..pool.len())]).collect::<Vec<f64>>();
+        let mut draw =
+            || (0..DEFAULT_RUNS).map(|_| level + pool[rng.random_range(0..pool.len())]).collect::<Vec<f64>>();
         let (b, c) = (draw(), draw());
         if judge(&b, &c, m.better(), config.threshold(m), config.alpha).verdict == Verdict::Regressed {
             alarms += 1;
         }
     }
-    println!("peak RAM Δ: false alarms {alarms}/{TRIALS} (pool of {} real samples)", pool.len());
+    let spread = pool.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+    println!("RAM Δ: false alarms {alarms}/{TRIALS} (pool of {} real samples, largest deviation {spread:.0} B)", pool.len());
     assert!(alarms as f64 / TRIALS as f64 <= 0.01);
-    // And a real +64 MiB per run is caught every time.
+    // And a real +10% (a model 15 MiB heavier) is caught every time.
     let mut caught = 0;
     for _ in 0..200 {
-        let b: Vec<f64> = (0..DEFAULT_RUNS).map(|_| pool[rng.random_range(0..pool.len())]).collect();
-        let c: Vec<f64> = (0..DEFAULT_RUNS).map(|_| pool[rng.random_range(0..pool.len())] + 64.0 * 1048576.0).collect();
+        let b: Vec<f64> = (0..DEFAULT_RUNS).map(|_| level + pool[rng.random_range(0..pool.len())]).collect();
+        let c: Vec<f64> = (0..DEFAULT_RUNS).map(|_| 1.1 * level + pool[rng.random_range(0..pool.len())]).collect();
         caught += (judge(&b, &c, m.better(), config.threshold(m), config.alpha).verdict == Verdict::Regressed) as usize;
     }
     assert_eq!(caught, 200);
@@ -339,8 +351,9 @@ fn pr_fails_unpaired(baseline: &RunResults, current: &RunResults, confirm: Optio
 /// Per-PR rates of the A/B mode: per trial, every benchmark × timed metric gets `rounds` paired log-differences
 /// whose sizes are drawn (with replacement) from that benchmark's real A/A rounds and whose signs are random — under
 /// no change, the random order within each round is exactly what makes a difference's sign a coin flip — decode
-/// shifted by `ln(slower)`, judged by the paired rule; the PR fails if any regresses.
-fn pr_rate_ab(jobs: &[(RunResults, RunResults)], rounds: usize, slower: f64, seed: u64) -> f64 {
+/// shifted by `ln(slower)`, judged by the paired rule. Returns (the share of PRs with a suspect after the first
+/// pass, the share that fail: a suspect regressed again in a fresh pass of its own).
+fn pr_rate_ab(jobs: &[(RunResults, RunResults)], rounds: usize, slower: f64, seed: u64) -> (f64, f64) {
     let config = GateConfig::default();
     let mut pools: Vec<(Metric, Vec<f64>)> = Vec::new();
     for b in &jobs[0].0.benchmarks {
@@ -357,10 +370,11 @@ fn pr_rate_ab(jobs: &[(RunResults, RunResults)], rounds: usize, slower: f64, see
         }
     }
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut failed = 0;
+    let (mut suspected, mut failed) = (0, 0);
     for _ in 0..TRIALS {
-        let fails = pools.iter().any(|(m, pool)| {
-            let shift = if *m == Metric::DecodeTps { slower.ln() } else { 0.0 };
+        // One pass of `rounds` paired rounds of one metric, judged.
+        let mut pass_regressed = |m: Metric, pool: &[f64]| {
+            let shift = if m == Metric::DecodeTps { slower.ln() } else { 0.0 };
             let base = vec![100.0; rounds];
             let head: Vec<f64> = (0..rounds)
                 .map(|_| {
@@ -369,12 +383,22 @@ fn pr_rate_ab(jobs: &[(RunResults, RunResults)], rounds: usize, slower: f64, see
                     100.0 * (sign * size + shift).exp()
                 })
                 .collect();
-            tokbench_gate::rule::judge_paired(&base, &head, m.better(), config.threshold(*m), config.alpha).verdict
+            tokbench_gate::rule::judge_paired(&base, &head, m.better(), config.threshold(m), config.alpha).verdict
                 == Verdict::Regressed
-        });
-        failed += fails as usize;
+        };
+        // As `ab::run_both` and `compare_interleaved` decide: a metric regressed in the first pass is measured again
+        // in fresh rounds and fails the pull request only if it regresses there too.
+        let (mut any_suspect, mut any_confirmed) = (false, false);
+        for (m, pool) in &pools {
+            if pass_regressed(*m, pool) {
+                any_suspect = true;
+                any_confirmed |= pass_regressed(*m, pool);
+            }
+        }
+        suspected += any_suspect as usize;
+        failed += any_confirmed as usize;
     }
-    failed as f64 / TRIALS as f64
+    (suspected as f64 / TRIALS as f64, failed as f64 / TRIALS as f64)
 }
 
 /// Real A/A jobs needed. The issue's target is 10; this many are committed so far (see docs/gate.md). With one job
@@ -403,8 +427,8 @@ fn per_pull_request_rates_in_both_modes_on_real_aa_jobs() {
     }
     let pct = |a: usize, b: usize| if b == 0 { "n/a".to_string() } else { format!("{:.0}%", 100.0 * a as f64 / b as f64) };
     let benchmarks = jobs[0].0.benchmarks.len();
-    let ab_null = pr_rate_ab(&jobs, rounds, 1.0, 5000);
-    let ab_ten = pr_rate_ab(&jobs, rounds, 0.9, 5001);
+    let (ab_null_first, ab_null) = pr_rate_ab(&jobs, rounds, 1.0, 5000);
+    let (ab_ten_first, ab_ten) = pr_rate_ab(&jobs, rounds, 0.9, 5001);
     // The real A/A jobs themselves, each one pull request judged by the A/B gate as it ran.
     let real_fail = jobs
         .iter()
@@ -424,19 +448,21 @@ fn per_pull_request_rates_in_both_modes_on_real_aa_jobs() {
          committed baselines ({pairs} ordered pairs of jobs): false alarms {}, 10% decode slowdown caught {}\n\
          committed baselines + --confirm: false alarms {}, 10% decode slowdown caught {}\n\
          A/B interleaved, the real jobs as run: {real_fail}/{n} failed\n\
-         A/B interleaved ({TRIALS} PRs resampled from the real rounds): false alarms {:.2}%, 10% decode slowdown caught {:.2}%",
+         A/B interleaved ({TRIALS} PRs resampled from the real rounds), first pass alone: false alarms {:.2}%, 10% decode slowdown caught {:.2}%\n\
+         A/B interleaved, suspects confirmed in fresh rounds (the gate as it runs): false alarms {:.2}%, 10% decode slowdown caught {:.2}%",
         TIMED.len(),
         pct(fail, pairs),
         pct(caught, pairs),
         pct(fail_confirmed, pairs),
         pct(caught_confirmed, pairs),
+        ab_null_first * 100.0,
+        ab_ten_first * 100.0,
         ab_null * 100.0,
         ab_ten * 100.0
     );
     assert_eq!(real_fail, 0, "a real A/A job failed the A/B gate");
     assert!(ab_ten >= 0.95, "A/B mode catches a 10% decode slowdown in only {:.2}% of pull requests", ab_ten * 100.0);
-    // The per-PR false-alarm rate is printed, not yet bounded: on the noise of the jobs committed so far (made while
-    // compilers shared the 2 cores) it is far above the 1% the A/B mode aims at, because 36 metrics are each judged
-    // at α with 7 rounds. Bounding it (multiplicity control across a PR's metrics, more rounds) is open work in
-    // issue 14; until then the rate is a report, not a check.
+    // 36 metrics each judged at α with 7 rounds: the first pass alone raises a suspect in about one PR in ten on
+    // this noise. The confirmation pass is what holds the gate to its target.
+    assert!(ab_null <= 0.01, "A/B mode fails {:.2}% of unchanged pull requests", ab_null * 100.0);
 }

@@ -63,7 +63,7 @@ pub fn mode_text(report: &GateReport, quote: impl Fn(&str) -> String) -> String 
         Mode::Baselines => format!("against committed baselines: {} (unpaired rule)", quote(&report.baseline_source)),
         Mode::Interleaved { base_ref, base_commit, rounds, seed } => format!(
             "A/B: base {} at {} measured beside this build in one job, {rounds} rounds alternating in random order \
-             (seed {seed}), paired rule",
+             (seed {seed}), paired rule; a regression of the first pass counts only if {rounds} fresh rounds repeat it",
             quote(base_ref),
             &base_commit[..base_commit.len().min(12)]
         ),
