@@ -8,6 +8,7 @@ use tokbench_core::config::{Config, ServerConfig, DEFAULT_CONFIG_FILE};
 use tokbench_core::machine::default_threads;
 use tokbench_core::prompts::PromptSpec;
 use tokbench_core::quality::measure::QualityOptions;
+use tokbench_record::results::MatrixStamp;
 
 use crate::cli::RunArgs;
 use crate::registry;
@@ -23,6 +24,50 @@ pub fn load_config(path: Option<&Path>) -> Result<(Config, PathBuf, bool)> {
         }
         None => Ok((Config::default(), PathBuf::from("."), false)),
     }
+}
+
+/// What the run's matrix is made of (see [`MatrixStamp`]): the config file that was read and its SHA-256, and the
+/// flags that change what is measured or how. Output and display flags are not among them.
+pub fn stamp(args: &RunArgs) -> Result<MatrixStamp> {
+    let config = match &args.config {
+        Some(path) => Some(path.clone()),
+        None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|p| p.is_file()),
+    };
+    let config_sha256 = match &config {
+        Some(path) => Some(tokbench_core::digest::sha256_file(path, |_| {})?),
+        None => None,
+    };
+    let set = [
+        ("--model", !args.model.is_empty()),
+        ("--backend", !args.backend.is_empty()),
+        ("--threads", !args.threads.is_empty()),
+        ("--prompt", !args.prompt.is_empty()),
+        ("--prompt-tokens", !args.prompt_tokens.is_empty()),
+        ("--gen-tokens", !args.gen_tokens.is_empty()),
+        ("--warmup", args.warmup.is_some()),
+        ("--runs", args.runs.is_some()),
+        ("--ctx-size", args.ctx_size.is_some()),
+        ("--batch", args.batch.is_some()),
+        ("--ubatch", args.ubatch.is_some()),
+        ("--n-gpu-layers", args.n_gpu_layers.is_some()),
+        ("--flash-attn", args.flash_attn.is_some()),
+        ("--mmap", args.mmap.is_some()),
+        ("--temperature", args.temperature.is_some()),
+        ("--top-p", args.top_p.is_some()),
+        ("--seed", args.seed.is_some()),
+        ("--filter", !args.filter.is_empty()),
+        ("--no-quality", args.no_quality),
+        ("--url", args.url.is_some()),
+        ("--model-name", args.model_name.is_some()),
+        ("--api", args.api.is_some()),
+        ("--concurrency", !args.concurrency.is_empty()),
+        ("--requests-per-stream", args.requests_per_stream.is_some()),
+    ];
+    Ok(MatrixStamp {
+        config: config.map(|p| p.display().to_string()),
+        config_sha256,
+        overrides: set.iter().filter(|(_, on)| *on).map(|(flag, _)| flag.to_string()).collect(),
+    })
 }
 
 /// A model given as a config name (`name`, or `name@TYPE` for a ladder rung) or as a file.
@@ -195,6 +240,26 @@ fn with_gen_tokens(spec: &PromptSpec, n: usize) -> PromptSpec {
 mod tests {
     use tokbench_core::config::RunConfig;
     use tokbench_record::setup::FlashAttn;
+
+    #[test]
+    fn the_stamp_names_the_config_and_every_flag_that_changes_the_matrix() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("bench.toml");
+        std::fs::write(&config, "[run]\nruns = 3\n").unwrap();
+        let args = super::RunArgs { config: Some(config.clone()), ..Default::default() };
+        let plain = super::stamp(&args).unwrap();
+        assert_eq!(plain.config.as_deref(), Some(config.to_str().unwrap()));
+        assert_eq!(plain.config_sha256.as_deref().map(str::len), Some(64));
+        assert!(plain.overrides.is_empty());
+        let args = super::RunArgs {
+            filter: vec!["short".into()],
+            runs: Some(1),
+            quiet: true,
+            output: Some("x.json".into()),
+            ..args
+        };
+        assert_eq!(super::stamp(&args).unwrap().overrides, vec!["--runs", "--filter"]);
+    }
 
     use super::*;
 

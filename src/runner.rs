@@ -145,6 +145,7 @@ pub fn new_results() -> RunResults {
         failures: Vec::new(),
         concurrency: Vec::new(),
         injected_token_delay_us: tokbench_core::metrics::injected_token_delay().map(|d| d.as_micros() as u64),
+        matrix: None,
     }
 }
 
@@ -584,6 +585,31 @@ pub(crate) fn prepare_quality(matrix: &Matrix, backend: &str, plan: &QualityPlan
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_panic_becomes_an_error_quoting_it_and_the_checkpoint_names_the_interrupted_benchmark() {
+        let e = catch_panic(|| -> Result<()> { panic!("index 9 out of range") }).unwrap_err();
+        assert_eq!(e.to_string(), "panicked: index 9 out of range");
+        let e = catch_panic(|| -> Result<()> { panic!("{} tokens", 3) }).unwrap_err();
+        assert_eq!(e.to_string(), "panicked: 3 tokens");
+        assert_eq!(catch_panic(|| Ok(7)).unwrap(), 7);
+
+        let results: RunResults = serde_json::from_str(include_str!("../crates/gate/tests/data/results.json")).unwrap();
+        let empty = RunResults { benchmarks: Vec::new(), ..results.clone() };
+        let checkpoint = Checkpoint::default();
+        assert!(checkpoint.interrupted(2, &empty).is_none(), "nothing measured, nothing to save");
+        let (done, cut) = (&results.benchmarks[0], &results.benchmarks[1]);
+        checkpoint.finished(&RunResults { benchmarks: vec![done.clone()], ..empty.clone() });
+        checkpoint.started(&cut.id);
+        for run in &cut.runs[..2] {
+            checkpoint.timed_run(&cut.id, run);
+        }
+        let saved = checkpoint.interrupted(15, &empty).unwrap();
+        assert_eq!(saved.benchmarks.len(), 1);
+        assert_eq!(saved.failures.len(), 1);
+        assert_eq!((saved.failures[0].id.clone(), saved.failures[0].error.as_str()), (cut.id.clone(), "interrupted by SIGTERM"));
+        assert_eq!(saved.failures[0].completed_runs, cut.runs[..2].to_vec());
+    }
 
     #[test]
     fn a_finished_benchmark_is_one_line_with_its_figures_and_the_time_left() {

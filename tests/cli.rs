@@ -58,6 +58,16 @@ fn run_writes_a_complete_results_file() {
     assert_eq!(b.id.to_string(), format!("llama.cpp/{}/Q4_1/short-n8/t2", b.model.name));
     assert_eq!(r.benchmarks[1].prompt.name, "p64-n8");
     assert_eq!(r.benchmarks[1].prompt.prompt_tokens, 64);
+    // What made the matrix: no config file in this directory, and the flags that shaped it (not --output/--csv).
+    let stamp = r.matrix.as_ref().expect("the matrix stamp");
+    assert_eq!((stamp.config.as_deref(), stamp.config_sha256.as_deref()), (None, None));
+    assert_eq!(stamp.overrides, ["--model", "--threads", "--prompt", "--gen-tokens", "--warmup", "--runs"]);
+    assert_eq!(r.injected_token_delay_us, None);
+    // RAM Δ of every run: the model's resident cost (98 MB of weights and more), not the ~0 of the in-run delta.
+    for run in r.benchmarks.iter().flat_map(|b| &b.runs) {
+        let ram = run.ram_delta_bytes.unwrap();
+        assert!(ram > 80 << 20 && ram < 1 << 30, "RAM Δ {ram}");
+    }
     assert_eq!((b.warmup_runs, b.runs.len()), (1, 3));
     assert!(b.runs.iter().all(|s| s.generated_tokens == 8));
     assert!(b.summary[&Metric::TtftS].mean > 0.0 && b.load.load_s > 0.0);

@@ -13,6 +13,7 @@ use crate::{options, runner};
 pub fn run(args: &RunArgs) -> Result<RunResults> {
     let matrix = options::matrix(args)?;
     let mut results = runner::new_results();
+    results.matrix = Some(options::stamp(args)?);
     interrupt::install()?;
     let checkpoint = runner::Checkpoint::default();
     let _save_on_signal = {

@@ -143,6 +143,23 @@ fn check_bless(args: &BlessArgs, results: &RunResults) -> Result<()> {
         }
     }
     let mut partial = Vec::new();
+    // Results that say what made their matrix: the committed config, unaltered by flags, or it is not the matrix.
+    if let Some(stamp) = &results.matrix {
+        let committed_sha = std::fs::read(&args.config).ok().map(|bytes| {
+            use sha2::Digest;
+            sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect::<String>()
+        });
+        if committed_sha.is_some() && stamp.config_sha256 != committed_sha {
+            partial.push(format!(
+                "they were measured with {} rather than the committed {} as it is now",
+                stamp.config.as_deref().map_or("no config file".to_string(), |c| format!("config {c}")),
+                args.config.display()
+            ));
+        }
+        if !stamp.overrides.is_empty() {
+            partial.push(format!("command-line flags changed the config's matrix ({})", stamp.overrides.join(" ")));
+        }
+    }
     if let Some(c) = committed {
         let short: Vec<String> = results.benchmarks.iter().filter(|b| b.runs.len() < c).map(|b| b.id.to_string()).collect();
         if !short.is_empty() {

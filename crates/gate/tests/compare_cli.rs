@@ -109,6 +109,39 @@ fn bless_refuses_results_the_gate_could_never_decide_on() {
 }
 
 #[test]
+fn bless_refuses_a_matrix_that_is_not_the_committed_configs_unless_partial() {
+    use sha2::Digest;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("baselines");
+    let config = dir.path().join("tokbench.toml");
+    std::fs::write(&config, "[run]\nruns = 5\n").unwrap();
+    let sha = |bytes: &[u8]| sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let stamped = |config_bytes: &[u8], overrides: &[&str]| {
+        let mut r = many(2, |_| None);
+        r.matrix = Some(tokbench_record::results::MatrixStamp {
+            config: Some("tokbench.toml".into()),
+            config_sha256: Some(sha(config_bytes)),
+            overrides: overrides.iter().map(|s| s.to_string()).collect(),
+        });
+        r
+    };
+    let args = ["--config", config.to_str().unwrap()];
+    // The first bless of a class has no baselines to miss: only the stamp can tell a filtered run from the matrix.
+    let filtered = write(&stamped(b"[run]\nruns = 5\n", &["--filter"]), &dir.path().join("filtered.json"));
+    let e = bless_with(&filtered, &root, &args);
+    assert!(e.code == 2 && e.message.contains("command-line flags changed the config's matrix (--filter)"), "{}", e.message);
+    let edited = write(&stamped(b"[run]\nruns = 5\nwarmup = 1\n", &[]), &dir.path().join("edited.json"));
+    let e = bless_with(&edited, &root, &args);
+    assert!(e.code == 2 && e.message.contains("rather than the committed"), "{}", e.message);
+    assert!(!root.exists() || std::fs::read_dir(&root).unwrap().next().is_none(), "a refused bless wrote something");
+    assert_eq!(bless_with(&filtered, &root, &[&args[..], &["--partial"]].concat()).code, 0);
+    // The committed config's own matrix, unaltered: blessed as the whole.
+    let whole = write(&stamped(b"[run]\nruns = 5\n", &[]), &dir.path().join("whole.json"));
+    let e = bless_with(&whole, &root, &args);
+    assert_eq!(e.code, 0, "{}", e.message);
+}
+
+#[test]
 fn other_settings_or_model_file_are_an_input_error_naming_the_difference() {
     let dir = tempfile::tempdir().unwrap();
     let base = many(2, |_| None);

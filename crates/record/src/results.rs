@@ -40,6 +40,21 @@ pub struct RunResults {
     /// report says so.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub injected_token_delay_us: Option<u64>,
+    /// What the matrix was made from, so `bless` can tell a run of the committed config's whole matrix from a
+    /// partial or altered one. Absent in results written before it was recorded (and in A/B workers' results).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matrix: Option<MatrixStamp>,
+}
+
+/// The config file a run's matrix came from and the command-line flags that changed it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MatrixStamp {
+    /// The config file as given (None: no config, flags only).
+    pub config: Option<String>,
+    /// SHA-256 of the config file's bytes.
+    pub config_sha256: Option<String>,
+    /// Flags that change what is measured or how (`--filter`, `--prompt`, `--runs`, ...), by name.
+    pub overrides: Vec<String>,
 }
 
 impl RunResults {
