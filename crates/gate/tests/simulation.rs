@@ -308,7 +308,12 @@ fn ram_noise_never_fails_the_gate() {
 /// nothing changed, on the 2-core development machine): `tests/data/sessions/ab/<job>-base.json` and
 /// `<job>-head.json`, each the results of one side (per-token times stripped). Every job ran at its own time.
 fn ab_jobs() -> Vec<(RunResults, RunResults)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/sessions/ab");
+    jobs_in("ab")
+}
+
+/// `(base, head)` of every job in `tests/data/sessions/<set>/`.
+fn jobs_in(set: &str) -> Vec<(RunResults, RunResults)> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/sessions").join(set);
     let mut bases: Vec<PathBuf> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -399,6 +404,43 @@ fn pr_rate_ab(jobs: &[(RunResults, RunResults)], rounds: usize, slower: f64, see
         failed += any_confirmed as usize;
     }
     (suspected as f64 / TRIALS as f64, failed as f64 / TRIALS as f64)
+}
+
+/// Real A/B jobs whose head carries a real decode slowdown (`tests/data/sessions/ab-slow/`: per-token log-probability
+/// bookkeeping in llama.cpp's decode loop, branch `exp/slow-logprob`; docs/gate.md has the commands), judged as they
+/// ran, confirmation pass included: the gate must fail at least 9 in 10 of them.
+#[test]
+fn real_slowdown_jobs_fail_the_ab_gate() {
+    let jobs = jobs_in("ab-slow");
+    assert!(!jobs.is_empty(), "need the real slowdown jobs in tests/data/sessions/ab-slow");
+    let rounds = committed_runs();
+    let mut failed = 0;
+    for (i, (base, head)) in jobs.iter().enumerate() {
+        let mode =
+            tokbench_gate::compare::Mode::Interleaved { base_ref: "HEAD".into(), base_commit: "0".repeat(40), rounds, seed: 0 };
+        let r = tokbench_gate::compare::compare_interleaved(head, base, &GateConfig::default(), "real", mode);
+        let decode: Vec<f64> = r
+            .benchmarks
+            .iter()
+            .flat_map(|b| &b.metrics)
+            .filter(|m| m.metric == Metric::DecodeTps)
+            .filter_map(|m| m.judgement.as_ref()?.rel_change)
+            .collect();
+        let mut sorted = decode.clone();
+        sorted.sort_by(f64::total_cmp);
+        let regressed = r.regressions().len();
+        println!(
+            "slow job {}: {:?}, {regressed} metric(s) regressed; decode change by benchmark {:+.1}% .. {:+.1}%, median {:+.1}%",
+            i + 1,
+            r.outcome,
+            100.0 * sorted[0],
+            100.0 * sorted[sorted.len() - 1],
+            100.0 * sorted[sorted.len() / 2]
+        );
+        failed += (r.outcome == tokbench_gate::compare::Outcome::Fail) as usize;
+    }
+    println!("real slowdown jobs failing the A/B gate: {failed}/{}", jobs.len());
+    assert!(failed * 10 >= jobs.len() * 9, "only {failed} of {} real slowdown jobs failed the gate", jobs.len());
 }
 
 /// Real A/A jobs needed. The target is 10; this many are committed so far (see docs/gate.md). With one job
