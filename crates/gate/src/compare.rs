@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use tokbench_record::id::BenchmarkId;
 use tokbench_record::metric::{Better, Metric};
-use tokbench_record::results::{BenchmarkResult, RunResults};
+use tokbench_record::results::{BenchmarkResult, RunResults, RunSample};
 use tokbench_record::setup::EngineInfo;
 
 use crate::baseline::{Baseline, BaselineSet};
@@ -338,7 +338,8 @@ pub fn compare_interleaved(
 
 /// Benchmarks of one interleaved pass with a gated timed metric that the paired rule judges regressed: what the A/B
 /// mode measures again before it fails a pull request.
-pub fn paired_suspects(pass: &crate::ab::PassSamples, config: &GateConfig) -> Vec<BenchmarkId> {
+/// `pass` is [`crate::ab::PassSamples`]: each benchmark's timed samples, `[base, head]`, in round order.
+pub fn paired_suspects(pass: &BTreeMap<BenchmarkId, [Vec<RunSample>; 2]>, config: &GateConfig) -> Vec<BenchmarkId> {
     pass.iter()
         .filter(|(_, [base, head])| {
             config.metrics.iter().filter(|m| !m.is_quality()).any(|&m| {
