@@ -226,9 +226,13 @@ fn like_for_like_notes(base: &BenchmarkResult, cur: &BenchmarkResult) -> Vec<Str
 
 /// Round-paired samples of `metric`: `(base, current)` of every round where both sides have a finite value.
 pub fn paired_samples(base: &BenchmarkResult, cur: &BenchmarkResult, metric: Metric) -> (Vec<f64>, Vec<f64>) {
-    base.runs
-        .iter()
-        .zip(&cur.runs)
+    paired_values(&base.runs, &cur.runs, metric)
+}
+
+/// Round i's `metric` of both sides, for the rounds where both have a finite value.
+fn paired_values(base: &[RunSample], cur: &[RunSample], metric: Metric) -> (Vec<f64>, Vec<f64>) {
+    base.iter()
+        .zip(cur)
         .filter_map(|(b, c)| Some((b.value(metric)?, c.value(metric)?)))
         .filter(|(b, c)| b.is_finite() && c.is_finite())
         .unzip()
@@ -343,12 +347,7 @@ pub fn paired_suspects(pass: &BTreeMap<BenchmarkId, [Vec<RunSample>; 2]>, config
     pass.iter()
         .filter(|(_, [base, head])| {
             config.metrics.iter().filter(|m| !m.is_quality()).any(|&m| {
-                let (b, c): (Vec<f64>, Vec<f64>) = base
-                    .iter()
-                    .zip(head)
-                    .filter_map(|(b, c)| Some((b.value(m)?, c.value(m)?)))
-                    .filter(|(b, c)| b.is_finite() && c.is_finite())
-                    .unzip();
+                let (b, c) = paired_values(base, head, m);
                 !b.is_empty()
                     && judge_paired(&b, &c, m.better(), config.threshold(m), config.alpha).verdict == Verdict::Regressed
             })
