@@ -74,8 +74,14 @@ fn gate_passes_unchanged_code_and_fails_a_real_slowdown() {
 
     tokbench_run(&model, &file("base.json"), None);
     let (base, root) = (file("base.json").display().to_string(), dir.path().join("baselines").display().to_string());
-    let blessed =
-        run_bless(&BlessArgs::try_parse_from_args(&strings(&["bless", "--results", &base, "--baselines-root", &root, "--partial"])));
+    let blessed = run_bless(&BlessArgs::try_parse_from_args(&strings(&[
+        "bless",
+        "--results",
+        &base,
+        "--baselines-root",
+        &root,
+        "--partial",
+    ])));
     assert_eq!(blessed.code, 0, "{}", blessed.message);
 
     // Unchanged code, fresh samples. On this 2-core shared VM, 5-run sessions drift by 10-20% (seen in CI), which
@@ -139,7 +145,8 @@ fn compare_ab(dir: &Path, base_worker: &str, extra: &[&str]) -> Exit {
     args.push(format!("--gate-config={}", common::repo_root().join("gate.toml").display()));
     args.push(format!("--config={}", common::repo_root().join("tokbench.toml").display()));
     let worker = ["--prompt", "short", "-n", "16", "--runs", "7", "--warmup", "1", "--threads", "2"];
-    for a in ["--model", model.to_str().unwrap()].iter().chain(&worker).chain(&["--backend", "llama.cpp", "--no-quality"])
+    for a in
+        ["--model", model.to_str().unwrap()].iter().chain(&worker).chain(&["--backend", "llama.cpp", "--no-quality"])
     {
         args.push(format!("--worker-arg={a}"));
     }

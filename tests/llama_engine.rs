@@ -83,9 +83,10 @@ fn warmup_is_discarded_and_every_metric_is_summarised() {
     let prompt = prompts::resolve(&PromptSpec::Length { prompt_tokens: 32, gen_tokens: 8 }, model.as_ref()).unwrap();
     let plan = RunPlan { warmup: 2, runs: 3, ..RunConfig::default().plan() };
     let mut calls = Vec::new();
-    let runs =
-        engine::measure(model.as_mut(), &load, &prompt, &plan, &mut |phase, done, total, _| calls.push((phase, done, total)))
-            .unwrap();
+    let runs = engine::measure(model.as_mut(), &load, &prompt, &plan, &mut |phase, done, total, _| {
+        calls.push((phase, done, total))
+    })
+    .unwrap();
     assert_eq!(runs.len(), 3);
     assert_eq!(calls.len(), 5);
     let (summary, _) = engine::summarize_runs(&runs, plan.cv_threshold);

@@ -196,7 +196,10 @@ fn the_ladders_perplexity_and_kld_on_the_fixture_corpus() {
     let get = |n: &str| rows.iter().find(|r| r.name == n).cloned().unwrap();
     assert!(get("F16").mean_kld < 1e-6, "F16 against its own base: {table}");
     assert!((get("Q8_0").ppl - f16.ppl).abs() < 0.01 * f16.ppl, "{table}");
-    assert!(get("Q8_0").mean_kld < get("Q4_K_M").mean_kld && get("Q4_K_M").mean_kld < get("Q3_K_L").mean_kld, "{table}");
+    assert!(
+        get("Q8_0").mean_kld < get("Q4_K_M").mean_kld && get("Q4_K_M").mean_kld < get("Q3_K_L").mean_kld,
+        "{table}"
+    );
     assert!(get("Q3_K_L").ppl > get("Q8_0").ppl, "{table}");
 }
 

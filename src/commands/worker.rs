@@ -203,7 +203,12 @@ impl Worker {
         for slot in &mut self.slots {
             let samples = std::mem::take(&mut slot.samples);
             if let Some(error) = slot.error.take() {
-                results.failures.push(FailedBenchmark { id: slot.id.clone(), stage: None, error, completed_runs: samples });
+                results.failures.push(FailedBenchmark {
+                    id: slot.id.clone(),
+                    stage: None,
+                    error,
+                    completed_runs: samples,
+                });
                 continue;
             }
             let (Some(prompt), Some(load), false) = (&slot.prompt, &slot.load, samples.is_empty()) else {
@@ -234,7 +239,6 @@ fn send(out: &mut impl Write, message: &impl serde::Serialize) -> Result<()> {
     out.write_all(&line)?;
     out.flush().context("the driver closed the worker's stdout")
 }
-
 
 /// The process's real stdout, for protocol lines only; fd 1 is pointed at stderr for everyone else.
 #[cfg(unix)]

@@ -62,7 +62,8 @@ fn prepare_confirm(args: &mut CompareArgs) -> anyhow::Result<()> {
     let engines = Engines { mlx: current.benchmarks.iter().any(|b| b.engine.backend.starts_with("mlx")) };
     let mut build = crate::mlx::cargo(engines, &["build", "--release", "-p", "tokbench"])?;
     anyhow::ensure!(crate::mlx::status_keeping_lock(&mut build)?.success(), "building tokbench for --confirm failed");
-    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| crate::mlx::workspace_root().join("target"), Into::into);
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| crate::mlx::workspace_root().join("target"), Into::into);
     args.confirm_runner = Some(target.join("release").join(format!("tokbench{}", std::env::consts::EXE_SUFFIX)));
     Ok(())
 }

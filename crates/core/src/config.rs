@@ -555,7 +555,9 @@ mod tests {
 
     #[test]
     fn server_timeouts_must_be_finite_positive_seconds() {
-        let server = |t: &str| format!("{GOOD}\n[[server]]\nname = \"s\"\nurl = \"http://127.0.0.1:8080\"\ngap_timeout_s = {t}\n");
+        let server = |t: &str| {
+            format!("{GOOD}\n[[server]]\nname = \"s\"\nurl = \"http://127.0.0.1:8080\"\ngap_timeout_s = {t}\n")
+        };
         assert!(Config::parse(&server("30")).is_ok());
         for bad in ["inf", "nan", "0", "-1", "1e9"] {
             let e = Config::parse(&server(bad)).unwrap_err().to_string();

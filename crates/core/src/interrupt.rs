@@ -28,9 +28,8 @@ static CLEANED_UP: AtomicBool = AtomicBool::new(false);
 pub fn install() -> Result<()> {
     let mut outcome = Ok(());
     INSTALL.call_once(|| {
-        outcome = Signals::new([SIGINT, SIGTERM])
-            .context("cannot install the SIGINT/SIGTERM handler")
-            .and_then(|mut signals| {
+        outcome = Signals::new([SIGINT, SIGTERM]).context("cannot install the SIGINT/SIGTERM handler").and_then(
+            |mut signals| {
                 std::thread::Builder::new()
                     .name("tokbench-signals".into())
                     .spawn(move || {
@@ -45,7 +44,8 @@ pub fn install() -> Result<()> {
                     })
                     .map(drop)
                     .context("cannot start the signal watcher thread")
-            });
+            },
+        );
     });
     outcome
 }

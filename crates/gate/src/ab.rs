@@ -81,7 +81,9 @@ impl Worker {
         };
         let hello: serde_json::Value = match serde_json::from_slice(&line) {
             Ok(v) => v,
-            Err(_) => return Ok(Err(Unsupported(format!("the {label} build's `tokbench worker` is not a protocol worker")))),
+            Err(_) => {
+                return Ok(Err(Unsupported(format!("the {label} build's `tokbench worker` is not a protocol worker"))))
+            }
         };
         if hello.get("protocol").and_then(|p| p.as_str()) != Some(PROTOCOL) {
             return Ok(Err(Unsupported(format!("the {label} build's first line is not a {PROTOCOL} hello"))));
@@ -167,7 +169,6 @@ impl Drop for Worker {
         }
     }
 }
-
 
 /// What an interleaved run produced: both builds' results, `runs[i]` of each being round i. A confirmed suspect has
 /// `2 × rounds` runs on each side: the first pass, then the confirmation's fresh rounds.
@@ -274,14 +275,24 @@ pub fn interleave(
 /// Both workers through [`interleave`] on the whole matrix; then the benchmarks that pass judged regressed (by the
 /// paired rule and `config`, [`crate::compare::paired_suspects`]) once more, in fresh rounds with seed + 1, so that
 /// one unlucky pass cannot fail a pull request alone (see docs/gate.md); then both builds' results.
-pub fn run_both(mut base: Worker, mut head: Worker, seed: u64, config: &GateConfig, progress: bool) -> Result<Interleaved> {
+pub fn run_both(
+    mut base: Worker,
+    mut head: Worker,
+    seed: u64,
+    config: &GateConfig,
+    progress: bool,
+) -> Result<Interleaved> {
     let ids = head.hello.benchmarks.clone();
     let first = interleave(Some(&mut base), &mut head, &ids, seed, "", progress)?;
     let confirmed = crate::compare::paired_suspects(&first, config);
     if !confirmed.is_empty() {
         if progress {
             let list: Vec<String> = confirmed.iter().map(ToString::to_string).collect();
-            eprintln!("A/B: {} suspect(s) after the first pass, measured again to confirm: {}", list.len(), list.join(", "));
+            eprintln!(
+                "A/B: {} suspect(s) after the first pass, measured again to confirm: {}",
+                list.len(),
+                list.join(", ")
+            );
         }
         interleave(Some(&mut base), &mut head, &confirmed, seed.wrapping_add(1), " (confirmation)", progress)?;
     }
@@ -296,8 +307,9 @@ pub fn run_both(mut base: Worker, mut head: Worker, seed: u64, config: &GateConf
 /// The base ref's tokbench, built once per commit: a detached worktree under `<root>/target/tokbench/ab/`, built
 /// with its own target dir (shared by every base commit, so llama.cpp compiles once), the binary kept per commit.
 pub fn build_base(root: &Path, rev: &str, cargo_args: &[String]) -> Result<(String, PathBuf)> {
-    let commit = git(root, &["rev-parse", "--verify", &format!("{rev}^{{commit}}")])
-        .with_context(|| format!("--ab {rev}: not a commit of this repository (fetch it first, e.g. `git fetch origin main`)"))?;
+    let commit = git(root, &["rev-parse", "--verify", &format!("{rev}^{{commit}}")]).with_context(|| {
+        format!("--ab {rev}: not a commit of this repository (fetch it first, e.g. `git fetch origin main`)")
+    })?;
     let ab = root.join("target/tokbench/ab");
     let binary = ab.join("bin").join(&commit).join(format!("tokbench{}", std::env::consts::EXE_SUFFIX));
     if binary.is_file() {
@@ -312,7 +324,12 @@ pub fn build_base(root: &Path, rev: &str, cargo_args: &[String]) -> Result<(Stri
             .with_context(|| format!("cannot check out {rev} into {}", worktree.display()))?;
     }
     let target = ab.join("target");
-    eprintln!("A/B: building base {rev} ({}) in {} (its own target dir: {})", &commit[..12], worktree.display(), target.display());
+    eprintln!(
+        "A/B: building base {rev} ({}) in {} (its own target dir: {})",
+        &commit[..12],
+        worktree.display(),
+        target.display()
+    );
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["build", "--release", "-p", "tokbench"])
         .args(cargo_args)

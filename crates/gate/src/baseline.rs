@@ -305,7 +305,12 @@ pub fn migrate(root: &Path) -> Result<Vec<Migrated>> {
         machine.features = features.clone();
         let to = tokbench_record::machine::class_key(&machine, os_family);
         let new_dir = root.join(&to);
-        ensure!(!new_dir.exists(), "cannot migrate {} to {}: that directory exists already", dir.display(), new_dir.display());
+        ensure!(
+            !new_dir.exists(),
+            "cannot migrate {} to {}: that directory exists already",
+            dir.display(),
+            new_dir.display()
+        );
         let mut written = Vec::new();
         for (id, b) in &set.by_id {
             let mut b = b.clone();
@@ -339,7 +344,10 @@ mod tests {
         bless(&r, root.path(), false).unwrap();
         let done = migrate(root.path()).unwrap();
         assert_eq!(done.len(), 1);
-        assert_eq!((done[0].to.as_str(), done[0].features.clone()), ("amd-epyc-2c-24g-avx2-linux-x86_64", vec!["avx2".into()]));
+        assert_eq!(
+            (done[0].to.as_str(), done[0].features.clone()),
+            ("amd-epyc-2c-24g-avx2-linux-x86_64", vec!["avx2".into()])
+        );
         assert!(!legacy.exists());
         let moved = BaselineSet::load_dir(&root.path().join(&done[0].to)).unwrap();
         assert_eq!(moved.by_id.len(), r.benchmarks.len());
@@ -352,7 +360,8 @@ mod tests {
         a.machine.class_key = "x-2c-24g-linux-x86_64".into();
         let mut b = a.clone();
         b.benchmarks[0].id = "llama.cpp/other/Q4_1/short/t2".parse().unwrap();
-        b.benchmarks[0].engine.build_info = b.benchmarks[0].engine.build_info.replace("AVX2 = 1", "AVX2 = 1 | AVX512 = 1");
+        b.benchmarks[0].engine.build_info =
+            b.benchmarks[0].engine.build_info.replace("AVX2 = 1", "AVX2 = 1 | AVX512 = 1");
         b.benchmarks.truncate(1);
         bless(&a, root.path(), false).unwrap();
         bless(&b, root.path(), false).unwrap();
@@ -365,7 +374,10 @@ mod tests {
     fn simd_features_are_read_from_llama_cpps_system_info() {
         let line = "CPU : SSE3 = 1 | SSSE3 = 1 | AVX = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | AVX512 = 1 | OPENMP = 1";
         assert_eq!(features_of_build_info(line, "linux", "x86_64"), vec!["avx512".to_string()]);
-        assert_eq!(features_of_build_info(&line.replace(" | AVX512 = 1", ""), "linux", "x86_64"), vec!["avx2".to_string()]);
+        assert_eq!(
+            features_of_build_info(&line.replace(" | AVX512 = 1", ""), "linux", "x86_64"),
+            vec!["avx2".to_string()]
+        );
         assert_eq!(
             features_of_build_info("CPU : NEON = 1 | ARM_FMA = 1 | FP16_VA = 1 | DOTPROD = 1", "macos", "aarch64"),
             vec!["neon".to_string(), "metal".to_string()]

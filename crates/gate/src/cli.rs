@@ -120,7 +120,8 @@ fn committed_runs(config: &Path) -> Result<Option<usize>> {
         return Ok(None);
     }
     let text = std::fs::read_to_string(config).with_context(|| format!("cannot read {}", config.display()))?;
-    let table: toml::Table = toml::from_str(&text).with_context(|| format!("{} is not valid TOML", config.display()))?;
+    let table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("{} is not valid TOML", config.display()))?;
     Ok(table.get("run").and_then(|r| r.get("runs")).and_then(|r| r.as_integer()).map(|r| r.max(0) as usize))
 }
 
@@ -161,9 +162,14 @@ fn check_bless(args: &BlessArgs, results: &RunResults) -> Result<()> {
         }
     }
     if let Some(c) = committed {
-        let short: Vec<String> = results.benchmarks.iter().filter(|b| b.runs.len() < c).map(|b| b.id.to_string()).collect();
+        let short: Vec<String> =
+            results.benchmarks.iter().filter(|b| b.runs.len() < c).map(|b| b.id.to_string()).collect();
         if !short.is_empty() {
-            partial.push(format!("{} benchmark(s) have fewer runs than the config's {c} ({})", short.len(), short.join(", ")));
+            partial.push(format!(
+                "{} benchmark(s) have fewer runs than the config's {c} ({})",
+                short.len(),
+                short.join(", ")
+            ));
         }
     }
     let dir = args.baselines_root.join(&results.machine.class_key);
@@ -183,7 +189,11 @@ fn check_bless(args: &BlessArgs, results: &RunResults) -> Result<()> {
         );
     }
     if !absent.is_empty() && !args.prune {
-        partial.push(format!("{} benchmark(s) with baselines are not in these results ({})", absent.len(), absent.join(", ")));
+        partial.push(format!(
+            "{} benchmark(s) with baselines are not in these results ({})",
+            absent.len(),
+            absent.join(", ")
+        ));
     }
     ensure!(
         partial.is_empty() || args.partial,
@@ -214,7 +224,11 @@ pub fn run_migrate(args: &MigrateArgs) -> Exit {
                 .iter()
                 .map(|m| format!("{} → {} ({}; {} baselines)", m.from, m.to, m.features.join(" "), m.files))
                 .collect();
-            Exit { code: EXIT_PASS, message: format!("migrated:\n{}\ncommit the rename", lines.join("\n")), report: None }
+            Exit {
+                code: EXIT_PASS,
+                message: format!("migrated:\n{}\ncommit the rename", lines.join("\n")),
+                report: None,
+            }
         }
         Err(e) => Exit::error(e),
     }
@@ -360,7 +374,10 @@ fn load_baselines(args: &CompareArgs, machine: &Machine) -> Result<(BaselineSet,
         let root = &args.baselines_root;
         let describe = |other: &String| -> String {
             let theirs = BaselineSet::load_dir(&root.join(other)).ok().and_then(|s| {
-                s.by_id.values().next().map(|b| tokbench_record::machine::class_differences(&b.provenance.machine, machine))
+                s.by_id
+                    .values()
+                    .next()
+                    .map(|b| tokbench_record::machine::class_differences(&b.provenance.machine, machine))
             });
             match theirs {
                 Some(d) if !d.is_empty() => format!("{other} (theirs ≠ this machine: {})", d.join("; ")),
@@ -545,8 +562,13 @@ fn compare_ab(args: &CompareArgs, rev: &str, config: &GateConfig) -> Result<Comp
                 seed: run.seed,
             };
             check_comparable(&run.head.benchmarks, &crate::compare::base_set(&run.base, "the base build"))?;
-            let mut report =
-                crate::compare::compare_interleaved(&run.head, &run.base, config, &head_file.display().to_string(), mode);
+            let mut report = crate::compare::compare_interleaved(
+                &run.head,
+                &run.base,
+                config,
+                &head_file.display().to_string(),
+                mode,
+            );
             report.notes.extend(run.head.injection_note("head").into_iter().chain(run.base.injection_note("base")));
             if !run.base_only.is_empty() {
                 let ids: Vec<String> = run.base_only.iter().map(ToString::to_string).collect();
@@ -581,7 +603,8 @@ fn compare_ab(args: &CompareArgs, rev: &str, config: &GateConfig) -> Result<Comp
 }
 
 fn resolve_commit(root: &Path, rev: &str) -> Option<String> {
-    let out = Command::new("git").args(["rev-parse", "--verify", &format!("{rev}^{{commit}}")]).current_dir(root).output();
+    let out =
+        Command::new("git").args(["rev-parse", "--verify", &format!("{rev}^{{commit}}")]).current_dir(root).output();
     out.ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
 }
 

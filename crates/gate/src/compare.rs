@@ -139,9 +139,8 @@ fn worst(verdicts: impl Iterator<Item = Verdict>) -> Verdict {
 /// The parts of a `|`-separated system-info line (llama.cpp's `CPU : AVX2 = 1 | FMA = 1 | ...`) that only one
 /// side has: `(only baseline, only current)`.
 fn differing_parts(base: &str, cur: &str) -> (Vec<String>, Vec<String>) {
-    let parts = |s: &str| -> Vec<String> {
-        s.split('|').map(str::trim).filter(|p| !p.is_empty()).map(String::from).collect()
-    };
+    let parts =
+        |s: &str| -> Vec<String> { s.split('|').map(str::trim).filter(|p| !p.is_empty()).map(String::from).collect() };
     let (b, c) = (parts(base), parts(cur));
     let only = |x: &[String], y: &[String]| x.iter().filter(|p| !y.contains(p)).cloned().collect::<Vec<_>>();
     (only(&b, &c), only(&c, &b))
@@ -177,7 +176,10 @@ pub fn engine_changes(base: &EngineInfo, cur: &EngineInfo) -> Vec<Change> {
 pub fn not_comparable(base: &BenchmarkResult, cur: &BenchmarkResult) -> Vec<String> {
     let mut out = Vec::new();
     if base.settings != cur.settings {
-        let (b, c) = (serde_json::to_value(&base.settings).unwrap_or_default(), serde_json::to_value(&cur.settings).unwrap_or_default());
+        let (b, c) = (
+            serde_json::to_value(&base.settings).unwrap_or_default(),
+            serde_json::to_value(&cur.settings).unwrap_or_default(),
+        );
         let flat = |v: &serde_json::Value| -> Vec<(String, String)> {
             let mut fields = Vec::new();
             if let serde_json::Value::Object(map) = v {
@@ -247,10 +249,9 @@ fn metric_row(
 ) -> Option<MetricComparison> {
     let (b, c) = match (base, cur) {
         (Some(base), Some(cur)) if paired && !metric.is_quality() => paired_samples(base, cur, metric),
-        _ => (
-            base.map(|b| samples(b, metric)).unwrap_or_default(),
-            cur.map(|c| samples(c, metric)).unwrap_or_default(),
-        ),
+        _ => {
+            (base.map(|b| samples(b, metric)).unwrap_or_default(), cur.map(|c| samples(c, metric)).unwrap_or_default())
+        }
     };
     let threshold = config.threshold(metric);
     let (verdict, judgement) = match (b.is_empty(), c.is_empty()) {
@@ -316,7 +317,10 @@ pub fn compare_interleaved(
         Mode::Baselines => usize::MAX,
     };
     let first_pass = |r: &RunResults| -> Vec<BenchmarkResult> {
-        r.benchmarks.iter().map(|b| BenchmarkResult { runs: b.runs.iter().take(rounds).cloned().collect(), ..b.clone() }).collect()
+        r.benchmarks
+            .iter()
+            .map(|b| BenchmarkResult { runs: b.runs.iter().take(rounds).cloned().collect(), ..b.clone() })
+            .collect()
     };
     let (head_first, base_first) = (first_pass(head), first_pass(base));
     let set = base_set(&RunResults { benchmarks: base_first.clone(), ..base.clone() }, &source);
@@ -492,7 +496,10 @@ impl GateReport {
         self.confirm = true;
         for b in &mut self.benchmarks {
             let Some((_, base, head)) = confirmed.iter().find(|(id, _, _)| *id == b.id) else { continue };
-            let fresh = |r: &BenchmarkResult| BenchmarkResult { runs: r.runs[rounds.min(r.runs.len())..].to_vec(), ..r.clone() };
+            let fresh = |r: &BenchmarkResult| BenchmarkResult {
+                runs: r.runs[rounds.min(r.runs.len())..].to_vec(),
+                ..r.clone()
+            };
             let (base, head) = (fresh(base), fresh(head));
             for m in &mut b.metrics {
                 if m.verdict != Verdict::Regressed || m.metric.is_quality() {
@@ -526,9 +533,9 @@ impl GateReport {
 
     /// Benchmarks the current build failed that the baseline side did not: broken by the change.
     pub fn broken(&self) -> impl Iterator<Item = &FailedComparison> {
-        self.failures.iter().filter(|f| {
-            f.side == "current" && !self.failures.iter().any(|o| o.side == "baseline" && o.id == f.id)
-        })
+        self.failures
+            .iter()
+            .filter(|f| f.side == "current" && !self.failures.iter().any(|o| o.side == "baseline" && o.id == f.id))
     }
 
     /// `(benchmark id, metric label)` of every regressed metric.

@@ -158,8 +158,7 @@ pub fn judge_paired(baseline: &[f64], current: &[f64], better: Better, threshold
     walsh.sort_by(f64::total_cmp);
     let est = if walsh.is_empty() { 0.0 } else { tokbench_record::summary::median(&walsh) };
     let interval = signed_rank_k(n, alpha).map(|(k, coverage)| (walsh[k - 1], walsh[walsh.len() - k], coverage));
-    let (base_med, cur_med) =
-        (tokbench_record::summary::median(baseline), tokbench_record::summary::median(current));
+    let (base_med, cur_med) = (tokbench_record::summary::median(baseline), tokbench_record::summary::median(current));
     conclude(Shift { scale, est, interval }, better, threshold, base_med, cur_med, (n, n))
 }
 

@@ -57,7 +57,10 @@ fn missing_benchmarks_fail_unless_allowed_and_bless_guards_what_it_keeps() {
     assert_eq!((verdict("a"), verdict("b"), verdict("c")), (Verdict::Missing, Verdict::Unchanged, Verdict::New));
     let md = std::fs::read_to_string(dir.path().join("out/gate.md")).unwrap();
     let lead = md.split("<details>").next().unwrap();
-    assert!(lead.contains("x/m/q/a/t1") && lead.contains("missing"), "a missing benchmark is not shown up front:\n{md}");
+    assert!(
+        lead.contains("x/m/q/a/t1") && lead.contains("missing"),
+        "a missing benchmark is not shown up front:\n{md}"
+    );
     assert_eq!(compare(dir.path(), &bc, &["--allow-missing"]).code, 0);
     // The helper's gate config (absent so far) with `allow_missing = true`.
     std::fs::write(dir.path().join("no-gate.toml"), "[gate]\nallow_missing = true\n").unwrap();
@@ -91,7 +94,11 @@ fn bless_refuses_results_the_gate_could_never_decide_on() {
     one.benchmarks[0].runs.truncate(1);
     let e = bless(&write(&one, &dir.path().join("one.json")), &root, false);
     assert_eq!(e.code, 2, "{}", e.message);
-    assert!(e.message.contains("has 1 run(s)") && e.message.contains("never reach the gate's α = 0.02"), "{}", e.message);
+    assert!(
+        e.message.contains("has 1 run(s)") && e.message.contains("never reach the gate's α = 0.02"),
+        "{}",
+        e.message
+    );
     assert!(!root.exists() || std::fs::read_dir(&root).unwrap().next().is_none(), "a refused bless wrote something");
     // Against the committed config's 7 runs, 3 runs can reach α (2/120 ≤ 0.02), 2 cannot.
     let config = dir.path().join("tokbench.toml");
@@ -129,7 +136,11 @@ fn bless_refuses_a_matrix_that_is_not_the_committed_configs_unless_partial() {
     // The first bless of a class has no baselines to miss: only the stamp can tell a filtered run from the matrix.
     let filtered = write(&stamped(b"[run]\nruns = 5\n", &["--filter"]), &dir.path().join("filtered.json"));
     let e = bless_with(&filtered, &root, &args);
-    assert!(e.code == 2 && e.message.contains("command-line flags changed the config's matrix (--filter)"), "{}", e.message);
+    assert!(
+        e.code == 2 && e.message.contains("command-line flags changed the config's matrix (--filter)"),
+        "{}",
+        e.message
+    );
     let edited = write(&stamped(b"[run]\nruns = 5\nwarmup = 1\n", &[]), &dir.path().join("edited.json"));
     let e = bless_with(&edited, &root, &args);
     assert!(e.code == 2 && e.message.contains("rather than the committed"), "{}", e.message);
@@ -315,7 +326,9 @@ fn what_changed_shows_the_differing_parts_side_by_side_never_x_to_x() {
     }
     let e = compare(dir.path(), &write(&cur, &dir.path().join("cur2.json")), &[]);
     assert!(
-        e.message.contains("| llama.cpp | engine version | llama-cpp-sys-2 0.1.161 &#40;ggml 0.26.0&#41; | llama-cpp-sys-2 0.1.170"),
+        e.message.contains(
+            "| llama.cpp | engine version | llama-cpp-sys-2 0.1.161 &#40;ggml 0.26.0&#41; | llama-cpp-sys-2 0.1.170"
+        ),
         "{}",
         e.message
     );
@@ -328,7 +341,7 @@ fn reports_lead_with_regressed_then_inconclusive_and_fold_the_rest() {
     assert_eq!(bless(&write(&base, &dir.path().join("base.json")), &dir.path().join("baselines"), false).code, 0);
     let mut cur = base.clone();
     scale_decode(&mut cur.benchmarks[4], 0.7); // regressed
-    // Inconclusive: a 10% drop on average, but with runs that overlap the baseline's.
+                                               // Inconclusive: a 10% drop on average, but with runs that overlap the baseline's.
     for (i, run) in cur.benchmarks[2].runs.iter_mut().enumerate() {
         run.decode_tps = run.decode_tps.map(|v| v * if i % 2 == 0 { 0.75 } else { 1.02 });
     }
@@ -337,8 +350,18 @@ fn reports_lead_with_regressed_then_inconclusive_and_fold_the_rest() {
     let md = std::fs::read_to_string(dir.path().join("out/gate.md")).unwrap();
     let (lead, folded) = md.split_once("<details><summary>").expect("the rest is folded");
     let rows: Vec<&str> = lead.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| benchmark")).collect();
-    let verdicts: Vec<&str> =
-        rows.iter().map(|l| if l.contains("regressed") { "regressed" } else if l.contains("inconclusive") { "inconclusive" } else { "other" }).collect();
+    let verdicts: Vec<&str> = rows
+        .iter()
+        .map(|l| {
+            if l.contains("regressed") {
+                "regressed"
+            } else if l.contains("inconclusive") {
+                "inconclusive"
+            } else {
+                "other"
+            }
+        })
+        .collect();
     assert_eq!(verdicts.first(), Some(&"regressed"), "{md}");
     assert!(verdicts.contains(&"inconclusive") && !verdicts.contains(&"other"), "{md}");
     let first_inconclusive = verdicts.iter().position(|v| *v == "inconclusive").unwrap();

@@ -15,7 +15,11 @@ const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// The first of: the file named by `env_var`, then `candidates`, that exists.
 fn find(env_var: &str, candidates: &[String]) -> Option<PathBuf> {
-    std::env::var_os(env_var).map(PathBuf::from).into_iter().chain(candidates.iter().map(PathBuf::from)).find(|p| p.is_file())
+    std::env::var_os(env_var)
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(candidates.iter().map(PathBuf::from))
+        .find(|p| p.is_file())
 }
 
 struct Driver {
@@ -41,8 +45,8 @@ impl Driver {
             .into_iter()
             .chain(std::env::var("CHROMEWEBDRIVER").ok().map(|d| format!("{d}/chromedriver")))
             .collect::<Vec<_>>();
-        let chromium = find("TOKBENCH_CHROME", &browsers)
-            .unwrap_or_else(|| panic!("headless Chromium is not installed: {hint}"));
+        let chromium =
+            find("TOKBENCH_CHROME", &browsers).unwrap_or_else(|| panic!("headless Chromium is not installed: {hint}"));
         let driver =
             find("TOKBENCH_CHROMEDRIVER", &drivers).unwrap_or_else(|| panic!("chromedriver is not installed: {hint}"));
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -192,7 +196,9 @@ fn report_renders_sorts_and_keeps_hostile_names_as_text() {
     assert_eq!(d.script("return document.title;"), json!("tokbench regression gate: fail"));
     assert_eq!(d.script("return document.body.getAttribute('data-ready');"), json!("1"));
     // Regressed and inconclusive rows lead, open; the other rows wait in a closed <details>: 16 in all.
-    let lead = d.script("return Array.from(document.querySelectorAll('#lead tbody tr')).map(r => r.cells[2].textContent.trim());");
+    let lead = d.script(
+        "return Array.from(document.querySelectorAll('#lead tbody tr')).map(r => r.cells[2].textContent.trim());",
+    );
     let lead: Vec<&str> = lead.as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert!(!lead.is_empty() && lead.iter().all(|v| *v == "regressed" || *v == "inconclusive"), "{lead:?}");
     assert_eq!(lead[0], "regressed");

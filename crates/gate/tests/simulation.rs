@@ -292,7 +292,10 @@ fn ram_noise_never_fails_the_gate() {
         }
     }
     let spread = pool.iter().fold(0.0f64, |a, v| a.max(v.abs()));
-    println!("RAM Δ: false alarms {alarms}/{TRIALS} (pool of {} real samples, largest deviation {spread:.0} B)", pool.len());
+    println!(
+        "RAM Δ: false alarms {alarms}/{TRIALS} (pool of {} real samples, largest deviation {spread:.0} B)",
+        pool.len()
+    );
     assert!(alarms as f64 / TRIALS as f64 <= 0.01);
     // And a real +10% (a model 15 MiB heavier) is caught every time.
     let mut caught = 0;
@@ -344,8 +347,14 @@ fn pr_fails_unpaired(baseline: &RunResults, current: &RunResults, confirm: Optio
         let id = b.id.to_string();
         TIMED.iter().any(|&m| {
             let judge_on = |c: &RunResults| {
-                judge(&values(baseline, &id, m, false), &values(c, &id, m, true), m.better(), config.threshold(m), config.alpha)
-                    .verdict
+                judge(
+                    &values(baseline, &id, m, false),
+                    &values(c, &id, m, true),
+                    m.better(),
+                    config.threshold(m),
+                    config.alpha,
+                )
+                .verdict
                     == Verdict::Regressed
             };
             judge_on(current) && confirm.is_none_or(judge_on)
@@ -365,7 +374,8 @@ fn pr_rate_ab(jobs: &[(RunResults, RunResults)], rounds: usize, slower: f64, see
         for m in TIMED {
             let mut d = Vec::new();
             for (base, head) in jobs {
-                let (x, y) = (base.benchmarks.iter().find(|x| x.id == b.id), head.benchmarks.iter().find(|y| y.id == b.id));
+                let (x, y) =
+                    (base.benchmarks.iter().find(|x| x.id == b.id), head.benchmarks.iter().find(|y| y.id == b.id));
                 if let (Some(x), Some(y)) = (x, y) {
                     let (xs, ys) = tokbench_gate::compare::paired_samples(x, y, m);
                     d.extend(xs.iter().zip(&ys).map(|(x, y)| (y / x).ln()));
@@ -416,8 +426,12 @@ fn real_slowdown_jobs_fail_the_ab_gate() {
     let rounds = committed_runs();
     let mut failed = 0;
     for (i, (base, head)) in jobs.iter().enumerate() {
-        let mode =
-            tokbench_gate::compare::Mode::Interleaved { base_ref: "HEAD".into(), base_commit: "0".repeat(40), rounds, seed: 0 };
+        let mode = tokbench_gate::compare::Mode::Interleaved {
+            base_ref: "HEAD".into(),
+            base_commit: "0".repeat(40),
+            rounds,
+            seed: 0,
+        };
         let r = tokbench_gate::compare::compare_interleaved(head, base, &GateConfig::default(), "real", mode);
         let decode: Vec<f64> = r
             .benchmarks
@@ -467,7 +481,8 @@ fn per_pull_request_rates_in_both_modes_on_real_aa_jobs() {
             caught_confirmed += pr_fails_unpaired(baseline, current, Some(fresh), 0.9) as usize;
         }
     }
-    let pct = |a: usize, b: usize| if b == 0 { "n/a".to_string() } else { format!("{:.0}%", 100.0 * a as f64 / b as f64) };
+    let pct =
+        |a: usize, b: usize| if b == 0 { "n/a".to_string() } else { format!("{:.0}%", 100.0 * a as f64 / b as f64) };
     let benchmarks = jobs[0].0.benchmarks.len();
     let (ab_null_first, ab_null) = pr_rate_ab(&jobs, rounds, 1.0, 5000);
     let (ab_ten_first, ab_ten) = pr_rate_ab(&jobs, rounds, 0.9, 5001);
@@ -482,7 +497,10 @@ fn per_pull_request_rates_in_both_modes_on_real_aa_jobs() {
                 seed: 0,
             };
             let r = tokbench_gate::compare::compare_interleaved(head, base, &GateConfig::default(), "real", mode);
-            r.benchmarks.iter().flat_map(|b| &b.metrics).any(|m| TIMED.contains(&m.metric) && m.verdict == Verdict::Regressed)
+            r.benchmarks
+                .iter()
+                .flat_map(|b| &b.metrics)
+                .any(|m| TIMED.contains(&m.metric) && m.verdict == Verdict::Regressed)
         })
         .count();
     println!(

@@ -129,7 +129,10 @@ impl EventStream {
                     "data" => {
                         match &mut self.pending {
                             Some((_, data)) if data.len() + value.len() > MAX_LINE_BYTES => {
-                                bail!("the stream sent an event longer than {} MiB: not a token stream", MAX_LINE_BYTES >> 20)
+                                bail!(
+                                    "the stream sent an event longer than {} MiB: not a token stream",
+                                    MAX_LINE_BYTES >> 20
+                                )
                             }
                             Some((t, data)) => {
                                 data.push('\n');

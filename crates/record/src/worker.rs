@@ -90,10 +90,16 @@ pub enum Request {
 pub enum Reply {
     /// A warmup finished.
     Done,
-    Sample { sample: Box<RunSample> },
-    Results { results: Box<RunResults> },
+    Sample {
+        sample: Box<RunSample>,
+    },
+    Results {
+        results: Box<RunResults>,
+    },
     /// The request failed; the worker records the benchmark as failed and goes on serving.
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 #[cfg(test)]

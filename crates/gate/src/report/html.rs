@@ -396,11 +396,10 @@ pub fn render(inputs: &Inputs, metrics: &[Metric]) -> anyhow::Result<String> {
     let r = inputs.report;
     let mut pairs: Vec<_> = r.benchmarks.iter().flat_map(|b| b.metrics.iter().map(move |m| (b, m))).collect();
     pairs.sort_by(|a, b| a.1.verdict.cmp(&b.1.verdict).then_with(|| a.0.id.cmp(&b.0.id)));
-    let (lead, rest): (Vec<_>, Vec<_>) =
-        pairs.into_iter().partition(|(_, m)| {
-            matches!(m.verdict, Verdict::Regressed | Verdict::Inconclusive)
-                || (m.verdict == Verdict::Missing && !r.allow_missing)
-        });
+    let (lead, rest): (Vec<_>, Vec<_>) = pairs.into_iter().partition(|(_, m)| {
+        matches!(m.verdict, Verdict::Regressed | Verdict::Inconclusive)
+            || (m.verdict == Verdict::Missing && !r.allow_missing)
+    });
     let tables = vec![
         Table {
             id: "lead",

@@ -139,7 +139,12 @@ pub fn render(report: &GateReport) -> String {
         .flat_map(|b| b.notes.iter().map(move |n| format!("- {}: {}", escape(&b.id.to_string()), escape(n))))
         .collect();
     if !notes.is_empty() {
-        let _ = writeln!(out, "\n<details><summary>{} note(s) on like-for-like</summary>\n\n{}\n\n</details>", notes.len(), notes.join("\n"));
+        let _ = writeln!(
+            out,
+            "\n<details><summary>{} note(s) on like-for-like</summary>\n\n{}\n\n</details>",
+            notes.len(),
+            notes.join("\n")
+        );
     }
     if !rest.is_empty() {
         let kinds: Vec<&str> = Verdict::ALL
@@ -148,7 +153,12 @@ pub fn render(report: &GateReport) -> String {
             .filter(|v| rest.iter().any(|(_, m)| m.verdict == **v))
             .map(|v| v.key())
             .collect();
-        let _ = write!(out, "\n<details><summary>{} more comparisons ({})</summary>\n\n{HEADER}", rest.len(), kinds.join(", "));
+        let _ = write!(
+            out,
+            "\n<details><summary>{} more comparisons ({})</summary>\n\n{HEADER}",
+            rest.len(),
+            kinds.join(", ")
+        );
         for (b, m) in &rest {
             row(&mut out, b, m);
         }
