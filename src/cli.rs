@@ -26,11 +26,60 @@ pub enum Command {
     Worker(Box<RunArgs>),
     /// List the backends built into this binary, with engine versions and build flags.
     Backends,
+    /// This machine as results record it (class key, SIMD features, energy counter), with a fresh memory-bandwidth
+    /// probe, as JSON.
+    Machine,
     /// Make the config's quantization ladder with llama.cpp's quantize API (up-to-date rungs are skipped).
     Quantize(QuantizeArgs),
     /// Perplexity of a model on a corpus, computed as llama.cpp's llama-perplexity does; optionally saves the
     /// model's top-k log-probabilities as a KL-divergence base, or scores KL-divergence against one.
     Perplexity(PerplexityArgs),
+    /// Write a synthetic llama model of a given size (seeded random weights, a real tokenizer) for speed and memory
+    /// tables without downloads. Its results are marked synthetic and never scored for quality.
+    Synth(SynthArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct SynthArgs {
+    /// A named shape: smollm2-135m, 0.5b, 1b, 3b, 8b, 13b (the dimensions of SmolLM2-135M, Qwen2.5-0.5B,
+    /// Llama-3.2-1B/3B, Llama-3.1-8B, Llama-2-13B). The --n-* flags override its dimensions, or give them all.
+    #[arg(long)]
+    pub shape: Option<String>,
+    /// Weight type: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 are written directly; any other llama.cpp type
+    /// (Q4_K_M, Q3_K_L, IQ4_XS, …) is quantized from an F16 synthetic with llama.cpp's quantize API.
+    #[arg(long = "type", short = 't', default_value = "Q4_0")]
+    pub weight_type: String,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// GGUF whose tokenizer the model carries (copied verbatim; padded with unused tokens up to the shape's
+    /// vocabulary). Default: the config's first model, fetched by `cargo xtask fetch`.
+    #[arg(long)]
+    pub tokenizer_from: Option<PathBuf>,
+    /// Output file. Default: <models dir>/synthetic/synth-<shape>-<TYPE>-s<seed>.gguf.
+    #[arg(long, short = 'o')]
+    pub out: Option<PathBuf>,
+    /// Replace an existing output file.
+    #[arg(long)]
+    pub force: bool,
+    /// Threads for llama.cpp's quantize (K-quant types). Default: physical cores.
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[arg(long)]
+    pub n_layer: Option<u64>,
+    #[arg(long)]
+    pub n_embd: Option<u64>,
+    #[arg(long)]
+    pub n_head: Option<u64>,
+    #[arg(long)]
+    pub n_head_kv: Option<u64>,
+    #[arg(long)]
+    pub n_ff: Option<u64>,
+    #[arg(long)]
+    pub n_vocab: Option<u64>,
+    #[arg(long)]
+    pub context_length: Option<u64>,
+    #[arg(long, default_value = DEFAULT_CONFIG_FILE)]
+    pub config: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -121,6 +170,10 @@ pub struct RunArgs {
     /// Timed generations per benchmark (default: `[run] runs`).
     #[arg(long, short = 'r')]
     pub runs: Option<usize>,
+    /// Tokens already in the KV cache before the timed prompt (comma list; llama-bench's -d), e.g. 0,512,2048.
+    /// The context grows by the largest depth.
+    #[arg(long, value_delimiter = ',')]
+    pub depth: Vec<usize>,
     #[arg(long)]
     pub ctx_size: Option<u32>,
     #[arg(long)]
@@ -182,4 +235,8 @@ pub struct RunArgs {
     /// first_token_timeout_s`).
     #[arg(long)]
     pub first_token_timeout: Option<f64>,
+    /// The memory-bandwidth probe, the roofline's ceiling: `boot` (measured once per boot and cached), `fresh`
+    /// (measure now) or `off`.
+    #[arg(long, default_value = "boot", value_parser = ["boot", "fresh", "off"])]
+    pub bandwidth_probe: String,
 }

@@ -3,7 +3,7 @@
 //! is not given leaves the config's value, and a config that is not there is the default config.
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, ensure, Result};
+use anyhow::{bail, ensure, Context, Result};
 use tokbench_core::config::{Config, ServerConfig, DEFAULT_CONFIG_FILE};
 use tokbench_core::machine::default_threads;
 use tokbench_core::prompts::PromptSpec;
@@ -47,6 +47,7 @@ pub fn stamp(args: &RunArgs) -> Result<MatrixStamp> {
         ("--warmup", args.warmup.is_some()),
         ("--runs", args.runs.is_some()),
         ("--ctx-size", args.ctx_size.is_some()),
+        ("--depth", !args.depth.is_empty()),
         ("--batch", args.batch.is_some()),
         ("--ubatch", args.ubatch.is_some()),
         ("--n-gpu-layers", args.n_gpu_layers.is_some()),
@@ -209,13 +210,19 @@ pub fn matrix_of(config: &Config, config_dir: &Path, args: &RunArgs) -> Result<M
     }
     let concurrency = flag_or(&args.concurrency, &run.concurrency);
     ensure!(concurrency.iter().all(|&c| c > 0), "--concurrency levels must be at least 1");
+    let mut depths = flag_or(&args.depth, &run.depths);
+    depths.dedup();
+    let mut load = run.load_options(threads[0]);
+    let deepest = depths.iter().copied().max().unwrap_or(0);
+    load.ctx_size = load.ctx_size.checked_add(u32::try_from(deepest)?).context("--depth is too large")?;
     Ok(Matrix {
         backends,
         models,
-        load: run.load_options(threads[0]),
+        load,
         plan: run.plan(),
         threads,
         prompts,
+        depths,
         filter: args.filter.clone(),
         quality,
         servers,

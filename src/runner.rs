@@ -42,6 +42,8 @@ pub struct Matrix {
     pub models: Vec<ModelRef>,
     pub threads: Vec<usize>,
     pub prompts: Vec<PromptSpec>,
+    /// Tokens in the KV cache before each prompt (llama-bench's `-d`); `[0]` = an empty cache.
+    pub depths: Vec<usize>,
     /// Load settings; `threads` is replaced by each entry of [`Matrix::threads`].
     pub load: LoadOptions,
     pub plan: RunPlan,
@@ -75,7 +77,7 @@ impl Matrix {
 
     pub fn len(&self) -> usize {
         let models: usize = self.backends.iter().map(|b| self.models_for(b).len()).sum();
-        models * self.threads.len() * self.prompts.len()
+        models * self.threads.len() * self.prompts.len() * self.depths.len().max(1)
     }
 
     /// The models `backend` runs: all of them, or those `[run.backend_models]` names for it.
@@ -111,6 +113,8 @@ pub fn describe_model(model: &ModelRef) -> Result<ModelInfo> {
             architecture: None,
             n_params: None,
             derived_from: None,
+            synthetic: None,
+            decode_traffic: None,
         });
     }
     ensure!(
@@ -131,6 +135,8 @@ pub fn describe_model(model: &ModelRef) -> Result<ModelInfo> {
         architecture: info.architecture.clone(),
         n_params: None,
         derived_from: model.derived_from.clone(),
+        synthetic: tokbench_core::synth::stamp(&info, &model.path).map(|(shape, seed)| format!("{shape} seed {seed}")),
+        decode_traffic: info.decode_traffic(),
     })
 }
 
@@ -175,6 +181,7 @@ pub fn benchmark_result(
         warnings,
         quality: None,
         pareto: None,
+        roofline: None,
     }
 }
 
@@ -188,7 +195,8 @@ pub struct Group<'a> {
     pub model_info: &'a mut ModelInfo,
     /// The matrix's load settings with this group's thread count.
     pub options: LoadOptions,
-    pub selected: Vec<(&'a PromptSpec, BenchmarkId)>,
+    /// Prompt, depth and id of each selected benchmark, depths grouped so each is filled once.
+    pub selected: Vec<(&'a PromptSpec, usize, BenchmarkId)>,
 }
 
 /// Walks the matrix in run order (backend, model, threads), skipping groups with nothing selected: `tokbench run`
@@ -217,20 +225,21 @@ pub fn for_each_group(
         for model_ref in &models {
             let mut model_info = describe_model(model_ref)?;
             for &threads in &matrix.threads {
-                let selected: Vec<(&PromptSpec, BenchmarkId)> = matrix
-                    .prompts
+                let depths = if matrix.depths.is_empty() { &[0][..] } else { &matrix.depths[..] };
+                let selected: Vec<(&PromptSpec, usize, BenchmarkId)> = depths
                     .iter()
-                    .map(|s| {
+                    .flat_map(|&depth| matrix.prompts.iter().map(move |s| (s, depth)))
+                    .map(|(s, depth)| {
                         let id = BenchmarkId::new(
                             backend.name(),
                             &model_info.name,
                             &model_info.quantization,
-                            &s.name(),
+                            &prompts::name_at_depth(s, depth),
                             threads,
                         );
-                        (s, id)
+                        (s, depth, id)
                     })
-                    .filter(|(_, id)| matrix.selected(id) && wanted(id))
+                    .filter(|(_, _, id)| matrix.selected(id) && wanted(id))
                     .collect();
                 if selected.is_empty() {
                     continue; // nothing of this model × threads passes the filters: don't even load it
@@ -245,6 +254,17 @@ pub fn for_each_group(
                 })?;
             }
         }
+    }
+    Ok(())
+}
+
+/// Puts `depth` filler tokens in the model's KV cache unless it holds them already (`filled`).
+pub fn fill_depth(model: &mut dyn LoadedModel, filled: &mut usize, depth: usize) -> Result<()> {
+    if *filled != depth {
+        *filled = usize::MAX; // unknown until the fill succeeds
+        let tokens = prompts::depth_tokens(model, depth)?;
+        model.fill_context(&tokens).with_context(|| format!("filling the context to a depth of {depth} tokens"))?;
+        *filled = depth;
     }
     Ok(())
 }
@@ -375,7 +395,7 @@ pub fn run(matrix: &Matrix, results: &mut RunResults, progress: Progress, checkp
                 Ok(loaded) => loaded,
                 Err(e) => {
                     // Every benchmark of this group fails with the same error; the rest of the matrix runs on.
-                    for (_, id) in selected {
+                    for (_, _, id) in selected {
                         index += 1;
                         record_failure(results, id, None, &e, Vec::new());
                     }
@@ -386,7 +406,8 @@ pub fn run(matrix: &Matrix, results: &mut RunResults, progress: Progress, checkp
             model_info.n_params = model.details().n_params;
             let key = (engine_info.backend.clone(), model_info.name.clone());
             let can = registry::capabilities(backend.name(), &matrix.servers).expect("a backend of the matrix");
-            if let (Some(options), true) = (&quality, can.scores_quality) {
+            // A synthetic model's text is noise: its quality is never scored.
+            if let (Some(options), true) = (&quality, can.scores_quality && model_info.synthetic.is_none()) {
                 if !scored.iter().any(|(k, _)| *k == key) {
                     // Before the model's speed runs; the scoring context is freed before they start.
                     let engine = format!("{} {}", engine_info.backend, engine_info.version);
@@ -399,10 +420,14 @@ pub fn run(matrix: &Matrix, results: &mut RunResults, progress: Progress, checkp
                 }
             }
             let model_quality = scored.iter().find(|(k, _)| *k == key).map(|(_, q)| q.clone());
-            for (spec, id) in selected {
+            let mut filled = 0;
+            for (spec, depth, id) in selected {
                 ensure!(!interrupt::interrupted(), INTERRUPTED);
                 index += 1;
-                let prompt = match prompts::resolve(spec, model.as_ref()) {
+                // The context is filled once per depth (untimed); each run then keeps those positions.
+                let prompt = fill_depth(model.as_mut(), &mut filled, depth)
+                    .and_then(|()| prompts::resolve_at_depth(spec, depth, model.as_ref()));
+                let prompt = match prompt {
                     Ok(p) => p,
                     Err(e) => {
                         record_failure(results, id, None, &e, Vec::new());
@@ -455,6 +480,8 @@ pub fn run(matrix: &Matrix, results: &mut RunResults, progress: Progress, checkp
                 let mut result =
                     benchmark_result(id.clone(), engine_info, model_info, &options, &matrix.plan, &prompt, &load, runs);
                 result.quality = model_quality.clone();
+                result.settings.kv_cache_type = model.details().kv_cache_type.map(str::to_string);
+                result.roofline = result.compute_roofline(&results.machine);
                 if progress == Progress::Lines {
                     let took = benchmark_started.elapsed().as_secs_f64();
                     eprintln!("{}", finished_line(&result, index, total, took, started.elapsed().as_secs_f64()));
@@ -522,8 +549,12 @@ fn sweep(
     model_info: &ModelInfo,
     show_progress: bool,
 ) -> Result<ConcurrencySweep> {
-    let request =
-        GenerationRequest { prompt: &prompt.text, gen_tokens: prompt.gen_tokens, sampling: matrix.plan.sampling };
+    let request = GenerationRequest {
+        prompt: &prompt.text,
+        gen_tokens: prompt.gen_tokens,
+        sampling: matrix.plan.sampling,
+        depth: 0,
+    };
     let mut levels = Vec::new();
     for &streams in &matrix.concurrency {
         if show_progress {
@@ -607,7 +638,10 @@ mod tests {
         let saved = checkpoint.interrupted(15, &empty).unwrap();
         assert_eq!(saved.benchmarks.len(), 1);
         assert_eq!(saved.failures.len(), 1);
-        assert_eq!((saved.failures[0].id.clone(), saved.failures[0].error.as_str()), (cut.id.clone(), "interrupted by SIGTERM"));
+        assert_eq!(
+            (saved.failures[0].id.clone(), saved.failures[0].error.as_str()),
+            (cut.id.clone(), "interrupted by SIGTERM")
+        );
         assert_eq!(saved.failures[0].completed_runs, cut.runs[..2].to_vec());
     }
 

@@ -90,7 +90,12 @@ fn warmup_is_discarded_and_every_metric_is_summarised() {
     assert_eq!(runs.len(), 3);
     assert_eq!(calls.len(), 5);
     let (summary, _) = engine::summarize_runs(&runs, plan.cv_threshold);
-    assert_eq!(summary.len(), tokbench_record::metric::Metric::ALL.len());
+    // Every metric, the energy ones where this machine has a counter (never a made-up number).
+    use tokbench_record::metric::Metric;
+    let energy = [Metric::PrefillJoulesPerToken, Metric::DecodeJoulesPerToken];
+    let has_counter = tokbench_core::energy::meter().is_ok();
+    let expected: Vec<Metric> = Metric::ALL.into_iter().filter(|m| has_counter || !energy.contains(m)).collect();
+    assert_eq!(summary.keys().copied().collect::<Vec<_>>(), expected);
     for s in summary.values() {
         assert_eq!(s.n, 3);
         assert!(s.min <= s.median && s.median <= s.max && s.ci95_low <= s.ci95_high);
@@ -110,9 +115,19 @@ fn bad_requests_are_clear_errors() {
     assert!(prompts::resolve(&zero, model.as_ref()).unwrap_err().to_string().contains("0 generated tokens"));
     // The backend itself also refuses, for callers that skip prompt resolution.
     let text = "word ".repeat(ctx);
-    let request =
-        tokbench_core::backend::GenerationRequest { prompt: &text, gen_tokens: 10, sampling: Sampling::GREEDY };
+    let request = tokbench_core::backend::GenerationRequest {
+        prompt: &text,
+        gen_tokens: 10,
+        sampling: Sampling::GREEDY,
+        depth: 0,
+    };
     let mut trace = tokbench_core::metrics::TraceRecorder::start(10);
     let e = model.generate(&request, &mut trace).unwrap_err().to_string();
     assert!(e.contains(&format!("does not fit the context of {ctx}")), "{e}");
+}
+
+#[test]
+fn a_prompt_at_depth_continues_as_one_long_prompt() {
+    let (mut model, _) = load(512);
+    common::a_prompt_at_depth_continues_as_one_long_prompt(model.as_mut());
 }

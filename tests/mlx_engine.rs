@@ -43,7 +43,7 @@ fn load_with(backend: &dyn Backend, path: &Path, flash_attn: FlashAttn) -> Box<d
 }
 
 fn greedy(model: &mut dyn LoadedModel, prompt: &str) -> Vec<u32> {
-    let request = GenerationRequest { prompt, gen_tokens: GENERATED, sampling: Sampling::GREEDY };
+    let request = GenerationRequest { prompt, gen_tokens: GENERATED, sampling: Sampling::GREEDY, depth: 0 };
     let mut trace = TraceRecorder::start(GENERATED);
     model.generate(&request, &mut trace).unwrap();
     trace.finish().unwrap().tokens
@@ -155,4 +155,10 @@ fn perplexity_matches_llama_cpp_within_one_percent() {
     assert_eq!(ours.tokens_scored, theirs.tokens_scored, "both scored the same tokens");
     assert!(relative < 0.01, "MLX perplexity {} is {:.2}% from llama.cpp's {}", ours.ppl, relative * 100.0, theirs.ppl);
     assert!(kld.mean_kld < 0.01, "MLX and llama.cpp distributions differ: mean KLD {}", kld.mean_kld);
+}
+
+#[test]
+fn a_prompt_at_depth_continues_as_one_long_prompt_on_mlx() {
+    let mut model = load(&Mlx::new("mlx").unwrap(), &common::default_model());
+    common::a_prompt_at_depth_continues_as_one_long_prompt(model.as_mut());
 }

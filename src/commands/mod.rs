@@ -3,6 +3,7 @@ pub mod backends;
 pub mod perplexity;
 pub mod quantize;
 pub mod run;
+pub mod synth;
 pub mod worker;
 
 use anyhow::Result;
@@ -16,6 +17,13 @@ pub fn main() -> Result<()> {
         Command::Run(args) => run::run(&args).map(|_| ()),
         Command::Quantize(args) => quantize::quantize(&args),
         Command::Perplexity(args) => perplexity::perplexity(&args).map(|_| ()),
+        Command::Synth(args) => synth::synth(&args),
+        Command::Machine => {
+            let mut machine = tokbench_core::machine::detect();
+            machine.bandwidth = Some(tokbench_core::bandwidth::for_this_boot(&machine, true));
+            println!("{}", serde_json::to_string_pretty(&machine)?);
+            Ok(())
+        }
         Command::Backends => backends::list(),
         Command::Worker(args) => worker::worker(&args),
     }

@@ -14,6 +14,10 @@ pub fn run(args: &RunArgs) -> Result<RunResults> {
     let matrix = options::matrix(args)?;
     let mut results = runner::new_results();
     results.matrix = Some(options::stamp(args)?);
+    if args.bandwidth_probe != "off" {
+        let fresh = args.bandwidth_probe == "fresh";
+        results.machine.bandwidth = Some(tokbench_core::bandwidth::for_this_boot(&results.machine, fresh));
+    }
     interrupt::install()?;
     let checkpoint = runner::Checkpoint::default();
     let _save_on_signal = {

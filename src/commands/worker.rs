@@ -31,6 +31,8 @@ struct Slot {
     model_info: ModelInfo,
     options: LoadOptions,
     spec: PromptSpec,
+    /// Tokens in the KV cache before the prompt.
+    depth: usize,
     prompt: Option<ResolvedPrompt>,
     samples: Vec<RunSample>,
     /// The load of the model this benchmark last ran on.
@@ -46,6 +48,8 @@ struct Worker {
     slots: Vec<Slot>,
     backends: BTreeMap<String, Box<dyn Backend>>,
     loaded: Option<(ModelKey, Box<dyn LoadedModel>, LoadMeasurement)>,
+    /// Tokens the loaded model's KV cache holds before prompts (`runner::fill_depth`).
+    filled: usize,
     /// Quality options once the KL-divergence base is ready (prepared on the first load that scores quality).
     quality: Option<QualityOptions>,
     /// Scored once per backend × model, as `tokbench run` does.
@@ -62,7 +66,7 @@ pub fn worker(args: &RunArgs) -> Result<()> {
         &matrix,
         |_| true,
         |group| {
-            for (spec, id) in group.selected {
+            for (spec, depth, id) in group.selected {
                 slots.push(Slot {
                     id,
                     backend: group.backend.name().to_string(),
@@ -71,6 +75,7 @@ pub fn worker(args: &RunArgs) -> Result<()> {
                     model_info: group.model_info.clone(),
                     options: group.options.clone(),
                     spec: spec.clone(),
+                    depth,
                     prompt: None,
                     samples: Vec::new(),
                     load: None,
@@ -88,8 +93,15 @@ pub fn worker(args: &RunArgs) -> Result<()> {
         slots.iter().map(|s| s.id.clone()).collect(),
     );
     send(&mut out, &hello)?;
-    let mut worker =
-        Worker { matrix, slots, backends: BTreeMap::new(), loaded: None, quality: None, scored: BTreeMap::new() };
+    let mut worker = Worker {
+        matrix,
+        slots,
+        backends: BTreeMap::new(),
+        loaded: None,
+        filled: 0,
+        quality: None,
+        scored: BTreeMap::new(),
+    };
     let mut input = BufReader::new(std::io::stdin().lock());
     while let Some(line) = read_line(&mut input)? {
         let request: Request = match serde_json::from_slice(&line) {
@@ -151,13 +163,16 @@ impl Worker {
                 self.scored.insert(quality_key, q);
             }
             self.loaded = Some((key, model, load));
+            self.filled = 0;
         }
         let (_, model, load) = self.loaded.as_mut().expect("loaded above");
         let slot = &mut self.slots[i];
+        // Benchmarks of one model at different depths alternate: refill when the depth changes.
+        runner::fill_depth(model.as_mut(), &mut self.filled, slot.depth)?;
         slot.model_info.n_params = model.details().n_params;
         slot.load = Some(load.clone());
         if slot.prompt.is_none() {
-            slot.prompt = Some(prompts::resolve(&slot.spec, model.as_ref())?);
+            slot.prompt = Some(prompts::resolve_at_depth(&slot.spec, slot.depth, model.as_ref())?);
         }
         Ok(())
     }

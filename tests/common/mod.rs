@@ -41,3 +41,44 @@ pub fn private_ladder_cache() -> (tempfile::TempDir, Config, tokbench_core::conf
     std::os::unix::fs::symlink(&real, base.cached_path()).unwrap();
     (cache, config, base)
 }
+
+/// Greedy tokens of a generation at `depth` (the context already filled with that many tokens).
+pub fn greedy_at(
+    model: &mut dyn tokbench_core::backend::LoadedModel,
+    prompt: &str,
+    depth: usize,
+    n: usize,
+) -> Vec<u32> {
+    use tokbench_core::backend::GenerationRequest;
+    let request =
+        GenerationRequest { prompt, gen_tokens: n, sampling: tokbench_record::setup::Sampling::GREEDY, depth };
+    let mut trace = tokbench_core::metrics::TraceRecorder::start(n);
+    model.generate(&request, &mut trace).unwrap();
+    trace.finish().unwrap().tokens
+}
+
+/// A prompt at depth D (the context filled with D tokens first, untimed) continues exactly as the same tokens given
+/// as one prompt at depth 0: the same computation in two steps. A second run at that depth (the cache cut back to
+/// the D tokens) gives the same tokens again, and so does depth 0 afterwards.
+pub fn a_prompt_at_depth_continues_as_one_long_prompt(model: &mut dyn tokbench_core::backend::LoadedModel) {
+    let prompt = "\nQ: What is 12 times 7?\nA:";
+    for depth in 48..80 {
+        let filled = tokbench_core::prompts::depth_tokens(model, depth).unwrap();
+        assert_eq!(filled.len(), depth);
+        let whole = format!("{}{prompt}", model.detokenize(&filled).unwrap());
+        let expected = [filled.clone(), model.tokenize(prompt).unwrap()].concat();
+        if model.tokenize(&whole).unwrap() != expected {
+            continue; // the cut merges with the prompt's first token: try another depth
+        }
+        model.fill_context(&[]).unwrap();
+        let one = greedy_at(model, &whole, 0, 8);
+        model.fill_context(&filled).unwrap();
+        let two = greedy_at(model, prompt, depth, 8);
+        assert_eq!(one, two, "depth {depth}: filled then prompted vs one prompt");
+        assert_eq!(greedy_at(model, prompt, depth, 8), two, "a second run at depth {depth}");
+        model.fill_context(&[]).unwrap();
+        assert_eq!(greedy_at(model, &whole, 0, 8), one, "back at depth 0");
+        return;
+    }
+    panic!("no depth in 48..80 tokenizes apart from the prompt");
+}

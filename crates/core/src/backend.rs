@@ -36,6 +36,7 @@ impl LoadOptions {
             flash_attn: self.flash_attn,
             mmap: self.mmap,
             sampling,
+            kv_cache_type: None,
         }
     }
 }
@@ -46,6 +47,8 @@ pub struct ModelDetails {
     pub n_params: Option<u64>,
     pub n_ctx_train: Option<u32>,
     pub n_vocab: Option<u32>,
+    /// Element type of the KV cache (`f16`, `f32`, `q8_0`…), for the roofline.
+    pub kv_cache_type: Option<&'static str>,
 }
 
 pub struct GenerationRequest<'a> {
@@ -53,6 +56,9 @@ pub struct GenerationRequest<'a> {
     /// Exactly this many tokens are generated: end-of-sequence is suppressed.
     pub gen_tokens: usize,
     pub sampling: Sampling,
+    /// The prompt follows this many tokens the backend holds in its KV cache from [`LoadedModel::fill_context`]
+    /// (0: an empty cache). The backend keeps them and drops everything after them before the prompt.
+    pub depth: usize,
 }
 
 /// One perplexity pass over a tokenized corpus, chunked the way llama.cpp's `llama-perplexity` chunks it (see
@@ -119,6 +125,17 @@ pub trait LoadedModel {
     /// tokenizing `request.prompt`, `prefill_done` once the prompt's logits are ready, `token` after each sample.
     /// Must fail (not truncate) when prompt + generation do not fit the context.
     fn generate(&mut self, request: &GenerationRequest<'_>, trace: &mut TraceRecorder) -> Result<()>;
+
+    /// Puts `tokens` in the KV cache (outside any clock), replacing what was there, so that the next generations
+    /// with `depth = tokens.len()` start their prompt after them: llama-bench's `-d`. Empty = back to an empty
+    /// cache. Backends that cannot keep a context between requests refuse a non-empty one.
+    fn fill_context(&mut self, tokens: &[u32]) -> Result<()> {
+        ensure!(
+            tokens.is_empty(),
+            "this backend cannot pre-fill its context: --depth needs an in-process engine (llama.cpp, mlx)"
+        );
+        Ok(())
+    }
 
     /// Evaluates every chunk of `request` (its first token replaced by BOS when the model adds one, as
     /// llama-perplexity does) and calls `on_logits` for each scored position, in chunk then position order. Must

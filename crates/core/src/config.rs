@@ -185,6 +185,9 @@ pub struct RunConfig {
     pub prompts: Vec<String>,
     /// Thread counts to sweep; empty means the machine's physical core count.
     pub threads: Vec<usize>,
+    /// Tokens already in the KV cache before each prompt (llama-bench's `-d`), e.g. [0, 512, 2048]. With a depth
+    /// above 0 the context grows by the largest depth, so `ctx_size` stays the budget of prompt + generation.
+    pub depths: Vec<usize>,
     pub warmup: usize,
     pub runs: usize,
     /// Generated tokens for `pN` prompts (built-in sets carry their own).
@@ -215,6 +218,7 @@ impl Default for RunConfig {
             models: Vec::new(),
             prompts: BUILTIN_NAMES.iter().map(|p| p.to_string()).collect(),
             threads: Vec::new(),
+            depths: vec![0],
             warmup: 2,
             runs: 5,
             gen_tokens: 128,

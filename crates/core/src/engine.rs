@@ -65,7 +65,8 @@ pub fn measure_once(
     prompt: &ResolvedPrompt,
     sampling: Sampling,
 ) -> Result<RunSample> {
-    let request = GenerationRequest { prompt: &prompt.text, gen_tokens: prompt.gen_tokens, sampling };
+    let request =
+        GenerationRequest { prompt: &prompt.text, gen_tokens: prompt.gen_tokens, sampling, depth: prompt.depth };
     let window = PeakWindow::start()?;
     let mut recorder = TraceRecorder::start(prompt.gen_tokens);
     model.generate(&request, &mut recorder)?;
@@ -106,6 +107,7 @@ pub fn measure_once(
         tokens: trace.tokens,
         server: trace.server,
         engine: trace.engine,
+        energy: trace.energy,
     })
 }
 
@@ -234,18 +236,19 @@ mod tests {
     #[test]
     fn a_short_ram_spike_inside_a_generation_is_caught() {
         let _alone = RSS_TESTS.lock().unwrap_or_else(|e| e.into_inner());
-        let prompt = ResolvedPrompt { name: "t".into(), text: "a b c".into(), prompt_tokens: 3, gen_tokens: 4 };
+        let prompt =
+            ResolvedPrompt { name: "t".into(), text: "a b c".into(), prompt_tokens: 3, gen_tokens: 4, depth: 0 };
         let spike = 192 << 20;
-        let sample = measure_once(&mut SpikyModel { spike, held: Vec::new() }, &no_load(), &prompt, Sampling::GREEDY)
-            .unwrap();
+        let sample =
+            measure_once(&mut SpikyModel { spike, held: Vec::new() }, &no_load(), &prompt, Sampling::GREEDY).unwrap();
         assert!(
             sample.peak_rss_delta_bytes >= (spike as u64) * 9 / 10,
             "peak delta {} for a {spike}-byte spike ({:?})",
             sample.peak_rss_delta_bytes,
             sample.peak_method
         );
-        let quiet =
-            measure_once(&mut SpikyModel { spike: 0, held: Vec::new() }, &no_load(), &prompt, Sampling::GREEDY).unwrap();
+        let quiet = measure_once(&mut SpikyModel { spike: 0, held: Vec::new() }, &no_load(), &prompt, Sampling::GREEDY)
+            .unwrap();
         assert!(quiet.peak_rss_delta_bytes < 16 << 20, "{}", quiet.peak_rss_delta_bytes);
     }
 
@@ -283,10 +286,10 @@ mod tests {
     fn ram_delta_counts_what_the_load_made_resident_which_the_in_generation_delta_cannot_see() {
         let _alone = RSS_TESTS.lock().unwrap_or_else(|e| e.into_inner());
         let weights = 160 << 20;
-        let (mut model, load) =
-            load_model(&HeavyBackend { weights }, Path::new("unused"), &options()).unwrap();
+        let (mut model, load) = load_model(&HeavyBackend { weights }, Path::new("unused"), &options()).unwrap();
         assert!(load.rss_peak_bytes.unwrap() >= load.rss_after_bytes);
-        let prompt = ResolvedPrompt { name: "t".into(), text: "a b c".into(), prompt_tokens: 3, gen_tokens: 4 };
+        let prompt =
+            ResolvedPrompt { name: "t".into(), text: "a b c".into(), prompt_tokens: 3, gen_tokens: 4, depth: 0 };
         let run = measure_once(model.as_mut(), &load, &prompt, Sampling::GREEDY).unwrap();
         let ram = run.ram_delta_bytes.unwrap();
         assert!(ram >= (weights as u64) * 9 / 10, "RAM Δ {ram} for {weights} bytes held since the load");
@@ -318,7 +321,7 @@ mod tests {
                 Ok(())
             }
         }
-        let prompt = ResolvedPrompt { name: "t".into(), text: "x".into(), prompt_tokens: 1, gen_tokens: 8 };
+        let prompt = ResolvedPrompt { name: "t".into(), text: "x".into(), prompt_tokens: 1, gen_tokens: 8, depth: 0 };
         let e = measure_once(&mut Lazy, &no_load(), &prompt, Sampling::GREEDY).unwrap_err().to_string();
         assert!(e.contains("generated 1 tokens but 8 were requested"), "{e}");
     }
@@ -346,6 +349,7 @@ mod tests {
             tokens: vec![],
             server: None,
             engine: None,
+            energy: None,
         };
         let runs: Vec<RunSample> = [0.1, 0.1, 0.1, 0.1, 0.3].into_iter().map(mk).collect();
         let (summary, notes) = summarize_runs(&runs, 0.10);

@@ -11,6 +11,8 @@ use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
+pub mod write;
+
 /// Longest string value, and longest metadata key or tensor name, accepted.
 const MAX_STRING_LEN: u64 = 64 << 20;
 const MAX_NAME_LEN: u64 = 65_535;
@@ -44,8 +46,21 @@ pub struct GgufInfo {
     /// The end of the last tensor's data (the end of the header when there are no tensors): the smallest size a
     /// whole file can have. `None` when a tensor's ggml type is unknown to this reader.
     pub expected_file_size: Option<u64>,
+    /// Every metadata entry, in header order: its key, value type, where its value lies in the file and, for
+    /// non-negative integers, the value.
+    pub metadata: Vec<MetadataEntry>,
     /// The tensors, in header order.
     pub tensors: Vec<TensorInfo>,
+}
+
+/// One metadata entry. `value_span` is the byte range of the encoded value (after the type field), so a writer can
+/// copy the value verbatim (how `tokbench synth` takes a tokenizer from another model).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetadataEntry {
+    pub key: String,
+    pub value_type: u32,
+    pub value_span: std::ops::Range<u64>,
+    pub int: Option<u64>,
 }
 
 /// One tensor's description: its `ggml_type` number (0 = F32, 12 = Q4_K...), dimensions (row length first), the
@@ -64,6 +79,48 @@ impl GgufInfo {
     /// Bytes of all tensor data as stored (one pass over the weights); `None` if a tensor's size is unknown.
     pub fn weight_bytes(&self) -> Option<u64> {
         self.tensors.iter().try_fold(0u64, |sum, t| sum.checked_add(t.bytes?))
+    }
+
+    /// A non-negative integer metadata value, e.g. `int("llama.block_count")`.
+    pub fn int(&self, key: &str) -> Option<u64> {
+        self.metadata.iter().find(|e| e.key == key).and_then(|e| e.int)
+    }
+
+    /// An integer of the model's architecture, e.g. `arch_int("attention.head_count_kv")` reads
+    /// `llama.attention.head_count_kv` for a llama model.
+    pub fn arch_int(&self, suffix: &str) -> Option<u64> {
+        self.int(&format!("{}.{suffix}", self.architecture.as_deref()?))
+    }
+
+    pub fn tensor(&self, name: &str) -> Option<&TensorInfo> {
+        self.tensors.iter().find(|t| t.name == name)
+    }
+
+    /// K and V elements one token of context puts in the KV cache: layers × KV heads × (key + value head size),
+    /// the head sizes from `attention.key_length` / `value_length` when the model sets them, else embedding /
+    /// heads. `None` when the header lacks the shape.
+    pub fn kv_elements_per_token(&self) -> Option<u64> {
+        let layers = self.arch_int("block_count")?;
+        let heads = self.arch_int("attention.head_count").filter(|&h| h > 0)?;
+        let kv_heads = self.arch_int("attention.head_count_kv").unwrap_or(heads);
+        let head_dim = self.arch_int("embedding_length")? / heads;
+        let k = self.arch_int("attention.key_length").unwrap_or(head_dim);
+        let v = self.arch_int("attention.value_length").unwrap_or(head_dim);
+        Some(layers * kv_heads * (k + v))
+    }
+
+    /// What a decoded token reads (see `tokbench_record::roofline`): every tensor as stored, except that of the
+    /// token-embedding table only one row is read when a separate `output.weight` exists.
+    pub fn decode_traffic(&self) -> Option<tokbench_record::roofline::DecodeTraffic> {
+        let mut weight_bytes = self.weight_bytes()?;
+        if let (Some(embd), true) = (self.tensor("token_embd.weight"), self.tensor("output.weight").is_some()) {
+            let rows = embd.dims.get(1).copied().unwrap_or(1).max(1);
+            weight_bytes -= embd.bytes? - embd.bytes? / rows;
+        }
+        Some(tokbench_record::roofline::DecodeTraffic {
+            weight_bytes,
+            kv_elements_per_context_token: self.kv_elements_per_token()?,
+        })
     }
 }
 
@@ -148,7 +205,7 @@ pub fn ftype_id(name: &str) -> Option<u32> {
 
 /// (elements per block, bytes per block) of a `ggml_type`, from ggml.c's `type_traits`; `None` if unknown.
 #[rustfmt::skip]
-fn ggml_type_size(ggml_type: u32) -> Option<(u64, u64)> {
+pub fn ggml_type_size(ggml_type: u32) -> Option<(u64, u64)> {
     Some(match ggml_type {
         0 => (1, 4), 1 => (1, 2), 30 => (1, 2), 28 => (1, 8),                      // F32 F16 BF16 F64
         24 => (1, 1), 25 => (1, 2), 26 => (1, 4), 27 => (1, 8),                    // I8 I16 I32 I64
@@ -161,6 +218,18 @@ fn ggml_type_size(ggml_type: u32) -> Option<(u64, u64)> {
         40 => (64, 36), 41 => (128, 18), 42 => (64, 18),                           // NVFP4 Q1_0 Q2_0
         _ => return None,
     })
+}
+
+/// ggml's name for a `ggml_type` number, e.g. 8 -> "Q8_0", 14 -> "Q6_K".
+#[rustfmt::skip]
+pub fn ggml_type_name(ggml_type: u32) -> Option<&'static str> {
+    const NAMES: [&str; 43] = [
+        "F32", "F16", "Q4_0", "Q4_1", "", "", "Q5_0", "Q5_1", "Q8_0", "Q8_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K",
+        "Q6_K", "Q8_K", "IQ2_XXS", "IQ2_XS", "IQ3_XXS", "IQ1_S", "IQ4_NL", "IQ3_S", "IQ2_S", "IQ4_XS", "I8", "I16",
+        "I32", "I64", "F64", "IQ1_M", "BF16", "", "", "", "TQ1_0", "TQ2_0", "", "", "", "MXFP4", "NVFP4", "Q1_0",
+        "Q2_0",
+    ];
+    NAMES.get(ggml_type as usize).copied().filter(|name| !name.is_empty())
 }
 
 /// Size of a fixed-size value type (types 0..=12 are u8 i8 u16 i16 u32 i32 f32 bool string array u64 i64 f64);
@@ -341,14 +410,23 @@ fn read_header(path: &Path) -> Result<(GgufInfo, u64), GgufError> {
     // Metadata: keep what GgufInfo reports, skip the rest.
     let (mut architecture, mut name, mut file_type, mut alignment) = (None, None, None, None);
     let mut context_lengths = Vec::new(); // (architecture, length)
+    let mut metadata = Vec::with_capacity(kv_count.min(1024) as usize);
     for i in 0..kv_count {
         r.context = format!("the key of metadata entry {i}");
         let key = r.string(MAX_NAME_LEN)?;
         r.context = format!("metadata \"{key}\"");
         let value_type = r.u32()?;
         let general = ["general.architecture", "general.name", "general.file_type", "general.alignment"];
-        let keep = general.contains(&key.as_str()) || key.ends_with(".context_length");
-        match (key.as_str(), r.value(value_type, 0, keep)?) {
+        // Strings only when named (some are megabytes); integers always (they are small and shape the model).
+        let keep = general.contains(&key.as_str()) || matches!(value_type, 0..=5 | 10 | 11);
+        let start = len - r.left;
+        let value = r.value(value_type, 0, keep)?;
+        let int = match value {
+            Value::Int(n) => Some(n),
+            _ => None,
+        };
+        metadata.push(MetadataEntry { key: key.clone(), value_type, value_span: start..len - r.left, int });
+        match (key.as_str(), value) {
             ("general.architecture", Value::Str(s)) => architecture = Some(s),
             ("general.name", Value::Str(s)) => name = Some(s),
             ("general.file_type", Value::Int(n)) => file_type = u32::try_from(n).ok(),
@@ -383,6 +461,7 @@ fn read_header(path: &Path) -> Result<(GgufInfo, u64), GgufError> {
         context_length,
         data_offset,
         expected_file_size,
+        metadata,
         tensors,
     };
     Ok((info, len))

@@ -28,8 +28,12 @@ pub fn detect() -> Machine {
         core_kinds: apple_core_kinds(),
         gpus: nvidia_gpus(),
         class_key: String::new(),
+        bandwidth: None,
+        published_bandwidth_bytes_per_s: None,
+        energy_counter: crate::energy::meter().ok().map(|m| m.describe()),
     };
     machine.class_key = class_key(&machine, std::env::consts::OS);
+    machine.published_bandwidth_bytes_per_s = crate::bandwidth::published(&machine).map(|(bytes, _)| bytes);
     machine
 }
 
@@ -70,16 +74,22 @@ fn apple_core_kinds() -> Option<CoreKinds> {
         let out = std::process::Command::new("sysctl").args(["-n", key]).output().ok()?;
         String::from_utf8_lossy(&out.stdout).trim().parse().ok()
     };
-    Some(CoreKinds { performance: read("hw.perflevel0.physicalcpu")?, efficiency: read("hw.perflevel1.physicalcpu").unwrap_or(0) })
+    Some(CoreKinds {
+        performance: read("hw.perflevel0.physicalcpu")?,
+        efficiency: read("hw.perflevel1.physicalcpu").unwrap_or(0),
+    })
 }
 
 /// NVIDIA GPUs by name, when the driver's `nvidia-smi` is installed; empty otherwise.
 fn nvidia_gpus() -> Vec<String> {
     let out = std::process::Command::new("nvidia-smi").args(["--query-gpu=name", "--format=csv,noheader"]).output();
     match out {
-        Ok(o) if o.status.success() => {
-            String::from_utf8_lossy(&o.stdout).lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect()
-        }
+        Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect(),
         _ => Vec::new(),
     }
 }

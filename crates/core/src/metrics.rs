@@ -19,13 +19,18 @@
 //!
 //! RAM is measured by the engine around the whole call (see [`crate::memory`]); load time and RSS around the
 //! model load are measured once per loaded model.
+//!
+//! - **energy**, where the machine has a counter ([`crate::energy`]): prefill joules from t=0 to `prefill_end`
+//!   (the counter is read just after the mark), decode joules from there to the end of the run; **J/token** =
+//!   prefill J / prompt tokens and decode J / (generated − 1).
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Result};
 use serde::{Deserialize, Serialize};
 
+use crate::energy::{EnergyMeter, Reading};
 use crate::stats::percentile;
-use tokbench_record::results::{EngineRunReport, ServerTimings};
+use tokbench_record::results::{EnergySample, EngineRunReport, ServerTimings};
 
 /// The events of one generation, as offsets from the moment the engine started the request.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -43,6 +48,9 @@ pub struct GenerationTrace {
     /// What an in-process engine said about the run itself (MLX).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine: Option<EngineRunReport>,
+    /// Joules over the prefill and decode windows, where the machine has an energy counter (see [`crate::energy`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy: Option<EnergySample>,
 }
 
 /// Token id recorded when the engine does not say which token it generated (an HTTP server streaming text).
@@ -62,6 +70,8 @@ pub struct TraceRecorder {
     injected_delay: Option<Duration>,
     server: Option<ServerTimings>,
     engine: Option<EngineRunReport>,
+    /// The energy counter's readings at the start and, once marked live, at prefill done.
+    energy: Option<(&'static EnergyMeter, Reading, Option<Reading>)>,
 }
 
 /// Test-only: a real slowdown of every generated token by this many microseconds, for proving that the regression
@@ -97,6 +107,7 @@ impl TraceRecorder {
             injected_delay: injected_token_delay(),
             server: None,
             engine: None,
+            energy: crate::energy::meter().ok().and_then(|m| Some((m, m.read()?, None))),
         }
     }
 
@@ -121,6 +132,11 @@ impl TraceRecorder {
     /// Call after the prefill's results are ready (after synchronising with any asynchronous device).
     pub fn prefill_done(&mut self) {
         self.prefill_done_at(Instant::now());
+        // After the timestamp, so reading the counter is not timed. Only live marks read it: a time recorded
+        // afterwards (`prefill_done_at`) has no matching counter value.
+        if let Some((meter, _, at_prefill)) = &mut self.energy {
+            *at_prefill = meter.read();
+        }
     }
 
     pub fn prefill_done_at(&mut self, at: Instant) {
@@ -163,6 +179,13 @@ impl TraceRecorder {
     }
 
     pub fn finish(self) -> Result<GenerationTrace> {
+        let energy = match &self.energy {
+            Some((meter, start, Some(prefill))) => meter.read().map(|end| EnergySample {
+                prefill_j: meter.joules(start, prefill),
+                decode_j: meter.joules(prefill, &end),
+            }),
+            _ => None,
+        };
         if let Some(what) = self.out_of_order {
             bail!("backend recorded its trace out of order: {what} (a bug in the backend)");
         }
@@ -179,6 +202,7 @@ impl TraceRecorder {
             tokens: self.tokens,
             server: self.server,
             engine: self.engine,
+            energy,
         })
     }
 }
@@ -249,6 +273,7 @@ mod tests {
             tokens: (0..tokens_ms.len() as u32).collect(),
             server: None,
             engine: None,
+            energy: None,
         }
     }
 

@@ -49,6 +49,8 @@ pub struct ResolvedPrompt {
     pub text: String,
     pub prompt_tokens: usize,
     pub gen_tokens: usize,
+    /// Tokens put in the KV cache before the timed prompt (see [`depth_tokens`]).
+    pub depth: usize,
 }
 
 impl ResolvedPrompt {
@@ -58,20 +60,36 @@ impl ResolvedPrompt {
             prompt_tokens: self.prompt_tokens,
             gen_tokens: self.gen_tokens,
             text_sha256: hex(&Sha256::digest(self.text.as_bytes())),
+            depth: self.depth,
         }
     }
 }
 
 pub fn resolve(spec: &PromptSpec, model: &dyn LoadedModel) -> Result<ResolvedPrompt> {
+    resolve_at_depth(spec, 0, model)
+}
+
+/// The benchmark id's prompt part: the prompt's name, with `@dN` when `depth` tokens precede it in the cache.
+pub fn name_at_depth(spec: &PromptSpec, depth: usize) -> String {
+    match depth {
+        0 => spec.name(),
+        d => format!("{}@d{d}", spec.name()),
+    }
+}
+
+/// [`resolve`] for a prompt that follows `depth` tokens already in the KV cache: they count against the context.
+pub fn resolve_at_depth(spec: &PromptSpec, depth: usize, model: &dyn LoadedModel) -> Result<ResolvedPrompt> {
     ensure!(spec.gen_tokens() > 0, "prompt set {:?} asks for 0 generated tokens: ask for at least 1", spec.name());
-    let ctx = model.context_size();
+    let ctx = model.context_size().saturating_sub(depth);
     let too_long = |prompt_tokens: usize| {
-        let needed = prompt_tokens + spec.gen_tokens();
+        let needed = prompt_tokens + spec.gen_tokens() + depth;
         anyhow::anyhow!(
-            "prompt {:?} has {prompt_tokens} tokens and asks for {} more, {needed} in all, but the context holds {ctx}: \
+            "prompt {:?} has {prompt_tokens} tokens and asks for {} more{}, {needed} in all, but the context holds {}: \
              raise --ctx-size to at least {needed}, or shorten the prompt",
             spec.name(),
-            spec.gen_tokens()
+            spec.gen_tokens(),
+            if depth > 0 { format!(" after a depth of {depth}") } else { String::new() },
+            model.context_size()
         )
     };
     if let PromptSpec::Length { prompt_tokens, gen_tokens } = spec {
@@ -89,7 +107,24 @@ pub fn resolve(spec: &PromptSpec, model: &dyn LoadedModel) -> Result<ResolvedPro
     if prompt_tokens + spec.gen_tokens() > ctx {
         return Err(too_long(prompt_tokens));
     }
-    Ok(ResolvedPrompt { name: spec.name(), text, prompt_tokens, gen_tokens: spec.gen_tokens() })
+    Ok(ResolvedPrompt { name: name_at_depth(spec, depth), text, prompt_tokens, gen_tokens: spec.gen_tokens(), depth })
+}
+
+/// The `depth` tokens put in the KV cache before a prompt at that depth: the filler text, repeated and tokenized
+/// once (real text, as a long conversation's history would be), cut to length; empty for depth 0.
+pub fn depth_tokens(model: &dyn LoadedModel, depth: usize) -> Result<Vec<u32>> {
+    if depth == 0 {
+        return Ok(Vec::new());
+    }
+    let mut text = String::from(FILLER);
+    loop {
+        let tokens = model.tokenize(&text)?;
+        if tokens.len() >= depth {
+            return Ok(tokens[..depth].to_vec());
+        }
+        let repeats = depth.div_ceil(tokens.len().max(1)) + 1;
+        text = std::iter::repeat_n(FILLER, repeats).collect::<Vec<_>>().join(" ");
+    }
 }
 
 /// Text that `model` tokenizes to exactly `n` tokens. Detokenizing a prefix of the filler's tokens and

@@ -126,7 +126,13 @@ mod tests {
             id: BenchmarkId::new("server", "m", "Q4_1", "p", 1),
             backend: "b".into(),
             model: "m".into(),
-            prompt: PromptInfo { name: "p".into(), prompt_tokens: 1, gen_tokens: 1, text_sha256: String::new() },
+            prompt: PromptInfo {
+                name: "p".into(),
+                prompt_tokens: 1,
+                gen_tokens: 1,
+                text_sha256: String::new(),
+                depth: 0
+            },
             requests_per_stream: 2,
             levels: vec![l]
         }])

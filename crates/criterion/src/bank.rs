@@ -120,7 +120,7 @@ mod tests {
 
     #[test]
     fn streams_share_runs_and_criterion_warmups_are_fresh() {
-        let prompt = ResolvedPrompt { name: "p".into(), text: "x".into(), prompt_tokens: 1, gen_tokens: 1 };
+        let prompt = ResolvedPrompt { name: "p".into(), text: "x".into(), prompt_tokens: 1, gen_tokens: 1, depth: 0 };
         let mut model = Counter(0);
         let load = LoadMeasurement { load_s: 0.0, rss_before_bytes: 0, rss_after_bytes: 0, rss_peak_bytes: None };
         let mut bank = SampleBank::new(&mut model, &load, &prompt, Sampling::GREEDY, 2);

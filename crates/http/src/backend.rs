@@ -44,7 +44,8 @@ pub fn cleartext_key_warning(server: &str, url: &str) -> Option<String> {
         Some(v6) => v6.split(']').next().unwrap_or(""),
         None => host.rsplit_once(':').map_or(host, |(h, _)| h),
     };
-    let loopback = host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    let loopback =
+        host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
     (!loopback).then(|| {
         format!(
             "server {server:?} gets its API key over plain http:// ({url}): anyone on the network path can read it; \
@@ -101,8 +102,9 @@ impl HttpBackend {
         match &self.config.api_key_env {
             None => Ok(None),
             Some(var) => {
-                let key = std::env::var(var)
-                    .map_err(|_| anyhow!("server {:?} takes its API key from ${var}, which is not set", self.config.name))?;
+                let key = std::env::var(var).map_err(|_| {
+                    anyhow!("server {:?} takes its API key from ${var}, which is not set", self.config.name)
+                })?;
                 if let Some(warning) = cleartext_key_warning(&self.config.name, &self.config.url) {
                     static WARNED: std::sync::Once = std::sync::Once::new();
                     WARNED.call_once(|| eprintln!("warning: {warning}"));
@@ -189,6 +191,7 @@ impl Backend for HttpBackend {
             n_params: meta.get("n_params").and_then(Value::as_u64),
             n_ctx_train: meta.get("n_ctx_train").and_then(Value::as_u64).map(|n| n as u32),
             n_vocab: meta.get("n_vocab").and_then(Value::as_u64).map(|n| n as u32),
+            kv_cache_type: None,
         };
         // llama-server: per-slot context from /props; else what the matrix asked for.
         let context_size = client
@@ -383,7 +386,9 @@ mod tests {
             let w = cleartext_key_warning("remote", url).unwrap_or_else(|| panic!("no warning for {url}"));
             assert!(w.contains("plain http://") && w.contains("https://"), "{w}");
         }
-        for url in ["https://api.example.com/v1", "http://127.0.0.1:8080", "http://localhost:11434/", "http://[::1]:8080"] {
+        for url in
+            ["https://api.example.com/v1", "http://127.0.0.1:8080", "http://localhost:11434/", "http://[::1]:8080"]
+        {
             assert_eq!(cleartext_key_warning("local", url), None, "{url}");
         }
     }

@@ -126,6 +126,7 @@ impl Backend for LlamaCpp {
             n_ctx,
             n_batch,
             n_ctx_train,
+            depth: 0,
         }))
     }
 }
@@ -168,6 +169,8 @@ struct LlamaLoaded {
     n_ctx: usize,
     n_batch: usize,
     n_ctx_train: u32,
+    /// Positions 0..depth of the KV cache hold `fill_context`'s tokens; generations keep them.
+    depth: usize,
 }
 
 impl LlamaLoaded {
@@ -192,6 +195,8 @@ impl LoadedModel for LlamaLoaded {
             n_params: Some(model.n_params()),
             n_ctx_train: Some(self.n_ctx_train),
             n_vocab: u32::try_from(model.n_vocab()).ok(),
+            // tokbench leaves llama.cpp's cache type at its default.
+            kv_cache_type: Some("f16"),
         }
     }
 
@@ -210,28 +215,65 @@ impl LoadedModel for LlamaLoaded {
         String::from_utf8(bytes).map_err(|_| anyhow!("detokenized text is not UTF-8"))
     }
 
+    fn fill_context(&mut self, tokens: &[u32]) -> Result<()> {
+        let (n_ctx, n_batch) = (self.n_ctx, self.n_batch.max(1));
+        ensure!(tokens.len() < n_ctx, "a depth of {} tokens does not fit the context of {n_ctx}", tokens.len());
+        let mut batch = LlamaBatch::new(n_batch, 1);
+        self.depth = 0;
+        self.cell.with_dependent_mut(|_, ctx| -> Result<()> {
+            ctx.clear_kv_cache();
+            for (chunk_index, chunk) in tokens.chunks(n_batch).enumerate() {
+                batch.clear();
+                for (i, &token) in chunk.iter().enumerate() {
+                    let pos = chunk_index * n_batch + i;
+                    batch.add(LlamaToken(token as i32), pos as i32, &[0], pos + 1 == tokens.len())?;
+                }
+                ctx.decode(&mut batch)
+                    .with_context(|| format!("llama.cpp failed to fill the context at {chunk_index}"))?;
+            }
+            ctx.synchronize();
+            Ok(())
+        })?;
+        self.depth = tokens.len();
+        Ok(())
+    }
+
     fn generate(&mut self, request: &GenerationRequest<'_>, trace: &mut TraceRecorder) -> Result<()> {
+        ensure!(
+            request.depth == self.depth,
+            "asked for a prompt at depth {} but the context holds {} tokens (fill_context first)",
+            request.depth,
+            self.depth
+        );
         // Everything in here is inside the engine's clock: tokenization, prefill, sampling, decoding.
         let prompt = self.cell.borrow_owner().vocab().tokenize(request.prompt.as_bytes(), true, false);
         trace.tokenized(prompt.len());
         let (n_prompt, n_gen, n_ctx, n_batch) = (prompt.len(), request.gen_tokens, self.n_ctx, self.n_batch);
+        let depth = self.depth;
         ensure!(n_prompt > 0, "the prompt tokenized to nothing");
         ensure!(n_gen > 0, "0 tokens requested: ask for at least 1");
         ensure!(
-            n_prompt + n_gen <= n_ctx,
-            "prompt of {n_prompt} tokens + {n_gen} generated tokens does not fit the context of {n_ctx}: raise --ctx-size"
+            depth + n_prompt + n_gen <= n_ctx,
+            "prompt of {n_prompt} tokens + {n_gen} generated tokens{} does not fit the context of {n_ctx}: raise \
+             --ctx-size",
+            if depth > 0 { format!(" after a depth of {depth}") } else { String::new() }
         );
         let mut sampler = self.sampler(request.sampling);
         let mut batch = LlamaBatch::new(n_batch.max(1), 1);
 
         self.cell.with_dependent_mut(|_, ctx| -> Result<()> {
-            ctx.clear_kv_cache();
+            if depth == 0 {
+                ctx.clear_kv_cache();
+            } else {
+                // Keep the pre-filled positions; drop the previous run's prompt and tokens after them.
+                ctx.clear_kv_cache_seq(Some(0), Some(depth as u32), None)?;
+            }
             for (chunk_index, chunk) in prompt.chunks(n_batch).enumerate() {
                 batch.clear();
                 let base = chunk_index * n_batch;
                 for (i, &token) in chunk.iter().enumerate() {
                     let pos = base + i;
-                    batch.add(token, pos as i32, &[0], pos + 1 == n_prompt)?;
+                    batch.add(token, (depth + pos) as i32, &[0], pos + 1 == n_prompt)?;
                 }
                 ctx.decode(&mut batch)
                     .with_context(|| format!("llama.cpp failed to decode the prompt at token {base}"))?;
@@ -243,7 +285,7 @@ impl LoadedModel for LlamaLoaded {
             trace.token(token.0 as u32);
             for step in 1..n_gen {
                 batch.clear();
-                batch.add(token, (n_prompt + step - 1) as i32, &[0], true)?;
+                batch.add(token, (depth + n_prompt + step - 1) as i32, &[0], true)?;
                 ctx.decode(&mut batch).with_context(|| format!("llama.cpp failed to decode generated token {step}"))?;
                 token = sampler.sample(ctx, 0);
                 trace.token(token.0 as u32);

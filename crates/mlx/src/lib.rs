@@ -110,7 +110,7 @@ impl Backend for Mlx {
         }
         let eog_bias = Array::from_slice(&bias, &[vocab as i32]);
         eval([&eog_bias]).map_err(mlx_err)?;
-        Ok(Box::new(MlxLoaded { model, tokenizer, eog_bias, options: options.clone() }))
+        Ok(Box::new(MlxLoaded { model, tokenizer, eog_bias, options: options.clone(), depth: 0, depth_cache: None }))
     }
 }
 
@@ -120,6 +120,10 @@ struct MlxLoaded {
     /// 0, or −∞ on every end-of-generation token: runs always produce exactly the requested count.
     eog_bias: Array,
     options: LoadOptions,
+    /// `fill_context`'s `depth` tokens, kept in this cache; generations at that depth continue it, truncated back
+    /// to it first (no copy: later positions are overwritten).
+    depth: usize,
+    depth_cache: Option<KvCache>,
 }
 
 impl MlxLoaded {
@@ -151,6 +155,45 @@ impl MlxLoaded {
 
     /// Feeds `tokens` in pieces of the logical batch (llama.cpp's `-b`, mlx-lm's prefill step), evaluating the cache
     /// after each piece so that no graph spans the whole prompt; returns the last position's logits, unevaluated.
+    /// Prefill and decode of one generation, continuing `cache` (empty, or holding the depth's tokens).
+    fn generate_with(
+        &mut self,
+        request: &GenerationRequest<'_>,
+        trace: &mut TraceRecorder,
+        prompt: &[u32],
+        cache: &mut KvCache,
+    ) -> Result<()> {
+        let n_gen = request.gen_tokens;
+        let logits = self.prefill(prompt, cache)?;
+        eval([&logits]).map_err(mlx_err)?;
+        trace.prefill_done();
+        let first = self.sample(&logits, request.sampling)?;
+        trace.token(token_id(&first)?);
+
+        // Pipelined decode: token i+1's graph is queued before the host waits for token i.
+        let mut host = Duration::ZERO;
+        let mut pending = None;
+        if n_gen > 1 {
+            let (next, built) = self.queue_step(&first, cache, request.sampling)?;
+            host += built;
+            pending = Some(next);
+        }
+        for step in 1..n_gen {
+            let current = pending.take().expect("queued one step ahead");
+            if step + 1 < n_gen {
+                let (next, built) = self.queue_step(&current, cache, request.sampling)?;
+                host += built;
+                pending = Some(next);
+            }
+            trace.token(token_id(&current)?);
+        }
+        trace.engine_report(EngineRunReport {
+            device_peak_bytes: mlx_rs::memory::peak_memory().ok().map(|b| b as u64),
+            decode_host_s: (n_gen > 1).then(|| host.as_secs_f64()),
+        });
+        Ok(())
+    }
+
     fn prefill(&self, tokens: &[u32], cache: &mut KvCache) -> Result<Array> {
         let step = (self.options.batch as usize).max(1);
         let mut logits = None;
@@ -180,6 +223,8 @@ impl LoadedModel for MlxLoaded {
             n_params: Some(self.model.n_params()),
             n_ctx_train: self.model.config.n_ctx_train,
             n_vocab: Some(self.model.config.vocab as u32),
+            // Keys and values are kept in the compute type, float32.
+            kv_cache_type: Some("f32"),
         }
     }
 
@@ -203,10 +248,6 @@ impl LoadedModel for MlxLoaded {
         ensure!(n_prompt > 0, "the prompt tokenized to nothing");
         ensure!(n_gen > 0, "0 tokens requested: ask for at least 1");
         ensure!(
-            n_prompt + n_gen <= n_ctx,
-            "prompt of {n_prompt} tokens + {n_gen} generated tokens does not fit the context of {n_ctx}: raise --ctx-size"
-        );
-        ensure!(
             request.sampling.is_greedy() || request.sampling.top_p >= 1.0,
             "the MLX backend samples greedily or by temperature alone: set top_p = 1.0 (asked {})",
             request.sampling.top_p
@@ -215,35 +256,44 @@ impl LoadedModel for MlxLoaded {
             mlx_rs::random::seed(request.sampling.seed as u64).map_err(mlx_err)?;
         }
         mlx_rs::memory::reset_peak_memory().map_err(mlx_err)?;
-        let mut cache = KvCache::new(self.model.blocks.len());
-
-        let logits = self.prefill(&prompt, &mut cache)?;
-        eval([&logits]).map_err(mlx_err)?;
-        trace.prefill_done();
-        let first = self.sample(&logits, request.sampling)?;
-        trace.token(token_id(&first)?);
-
-        // Pipelined decode: token i+1's graph is queued before the host waits for token i.
-        let mut host = Duration::ZERO;
-        let mut pending = None;
-        if n_gen > 1 {
-            let (next, built) = self.queue_step(&first, &mut cache, request.sampling)?;
-            host += built;
-            pending = Some(next);
-        }
-        for step in 1..n_gen {
-            let current = pending.take().expect("queued one step ahead");
-            if step + 1 < n_gen {
-                let (next, built) = self.queue_step(&current, &mut cache, request.sampling)?;
-                host += built;
-                pending = Some(next);
+        let depth = self.depth;
+        ensure!(
+            request.depth == depth,
+            "asked for a prompt at depth {} but the context holds {depth} tokens (fill_context first)",
+            request.depth
+        );
+        ensure!(
+            depth + n_prompt + n_gen <= n_ctx,
+            "prompt of {n_prompt} tokens + {n_gen} generated tokens{} does not fit the context of {n_ctx}: raise \
+             --ctx-size",
+            if depth > 0 { format!(" after a depth of {depth}") } else { String::new() }
+        );
+        let mut fresh = None;
+        let cache = match self.depth_cache.take() {
+            Some(mut filled) => {
+                filled.truncate(depth as i32);
+                fresh.insert(filled)
             }
-            trace.token(token_id(&current)?);
+            None => fresh.insert(KvCache::new(self.model.blocks.len())),
+        };
+        let outcome = self.generate_with(request, trace, &prompt, cache);
+        if depth > 0 {
+            self.depth_cache = fresh;
         }
-        trace.engine_report(EngineRunReport {
-            device_peak_bytes: mlx_rs::memory::peak_memory().ok().map(|b| b as u64),
-            decode_host_s: (n_gen > 1).then(|| host.as_secs_f64()),
-        });
+        outcome
+    }
+
+    fn fill_context(&mut self, tokens: &[u32]) -> Result<()> {
+        (self.depth, self.depth_cache) = (0, None);
+        if tokens.is_empty() {
+            return Ok(());
+        }
+        ensure!(tokens.len() < self.context_size(), "a depth of {} tokens does not fit the context", tokens.len());
+        let mut cache = KvCache::new(self.model.blocks.len());
+        let logits = self.prefill(tokens, &mut cache)?;
+        eval([&logits]).map_err(mlx_err)?;
+        eval(cache.arrays()).map_err(mlx_err)?;
+        (self.depth, self.depth_cache) = (tokens.len(), Some(cache));
         Ok(())
     }
 

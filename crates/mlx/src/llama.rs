@@ -159,6 +159,11 @@ impl KvCache {
     fn advance(&mut self, n: i32) {
         self.offset += n;
     }
+
+    /// Forgets every position from `n` on (they are overwritten by the next writes, never read before).
+    pub fn truncate(&mut self, n: i32) {
+        self.offset = self.offset.min(n);
+    }
 }
 
 impl Attention {

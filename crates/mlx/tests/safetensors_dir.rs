@@ -71,7 +71,9 @@ fn hf_name(gguf: &str) -> Option<String> {
 
 fn greedy(model: &mut dyn LoadedModel, prompt: &str, n: usize) -> Vec<u32> {
     let mut trace = TraceRecorder::start(n);
-    model.generate(&GenerationRequest { prompt, gen_tokens: n, sampling: Sampling::GREEDY }, &mut trace).unwrap();
+    model
+        .generate(&GenerationRequest { prompt, gen_tokens: n, sampling: Sampling::GREEDY, depth: 0 }, &mut trace)
+        .unwrap();
     trace.finish().unwrap().tokens
 }
 

@@ -8,6 +8,7 @@
 //! - [`metric`]: every metric's key, label, unit and better direction, and how values are shown.
 //! - [`summary`]: the summary of a metric's runs, the shared percentile definition, typed warnings.
 //! - [`machine`]: the machine a run came from and the class key baselines are keyed by.
+//! - [`roofline`]: bytes a decoded token reads, and the bandwidth a benchmark achieved against the machine's.
 //! - [`quality`], [`sweep`]: perplexity/KLD/Pareto records and server concurrency sweeps.
 //! - [`worker`]: the versioned JSON-lines protocol between the A/B gate and `tokbench worker`.
 //!
@@ -18,6 +19,7 @@ pub mod machine;
 pub mod metric;
 pub mod quality;
 pub mod results;
+pub mod roofline;
 pub mod setup;
 pub mod summary;
 pub mod sweep;

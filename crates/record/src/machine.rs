@@ -25,6 +25,25 @@ pub struct Machine {
     pub gpus: Vec<String>,
     /// Stable key for baselines: built only from things that do not drift between boots (see [`class_key`]).
     pub class_key: String,
+    /// Memory read bandwidth measured by `tokbench_core::bandwidth::probe` at the start of the run (the roofline's
+    /// ceiling); absent when the run skipped the probe. Not part of the class: it is a measurement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth: Option<BandwidthProbe>,
+    /// The chip maker's published memory bandwidth, bytes/s (Apple M-series), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published_bandwidth_bytes_per_s: Option<u64>,
+    /// The energy counter runs were measured with (e.g. `RAPL package-0 (powercap)`); None where there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy_counter: Option<String>,
+}
+
+/// One run of the memory-bandwidth probe: best of `passes` multi-threaded streaming reads of a `buffer_bytes` buffer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BandwidthProbe {
+    pub read_bytes_per_s: u64,
+    pub buffer_bytes: u64,
+    pub threads: usize,
+    pub passes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,6 +130,9 @@ mod tests {
             core_kinds: None,
             gpus: vec![],
             class_key: String::new(),
+            bandwidth: None,
+            published_bandwidth_bytes_per_s: None,
+            energy_counter: None,
         }
     }
 

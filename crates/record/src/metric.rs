@@ -20,6 +20,10 @@ pub enum Metric {
     /// How far RSS rose during the generation itself, above its level when the run started (KV cache and
     /// activations growing; near 0 once buffers are warm). Shown, not gated by default.
     PeakRssDeltaBytes,
+    /// Joules per prompt token over the prefill window, where an energy counter exists (`tokbench_core::energy`).
+    PrefillJoulesPerToken,
+    /// Joules per decoded token (generated − 1) over the decode window. Tokens per joule is its inverse.
+    DecodeJoulesPerToken,
     /// Quality, one value per model and corpus (not per run): perplexity on the `[quality]` corpus.
     Perplexity,
     /// Quality: mean KL-divergence from the `[quality]` base.
@@ -39,11 +43,12 @@ pub enum Unit {
     Bytes,
     /// A plain number (perplexity, KL-divergence).
     Number,
+    JoulesPerToken,
 }
 
 impl Metric {
     /// The metrics every timed run has.
-    pub const ALL: [Metric; 9] = [
+    pub const ALL: [Metric; 11] = [
         Metric::TtftS,
         Metric::PrefillTps,
         Metric::DecodeTps,
@@ -53,6 +58,8 @@ impl Metric {
         Metric::ItlP99S,
         Metric::RamDeltaBytes,
         Metric::PeakRssDeltaBytes,
+        Metric::PrefillJoulesPerToken,
+        Metric::DecodeJoulesPerToken,
     ];
 
     /// Quality metrics: one deterministic value per benchmark (from its `quality` record), not a sample per run.
@@ -73,6 +80,8 @@ impl Metric {
             Metric::ItlP99S => "itl_p99_s",
             Metric::RamDeltaBytes => "ram_delta_bytes",
             Metric::PeakRssDeltaBytes => "peak_rss_delta_bytes",
+            Metric::PrefillJoulesPerToken => "prefill_j_per_token",
+            Metric::DecodeJoulesPerToken => "decode_j_per_token",
             Metric::Perplexity => "perplexity",
             Metric::MeanKld => "mean_kld",
         }
@@ -89,6 +98,8 @@ impl Metric {
             Metric::ItlP99S => "ITL p99",
             Metric::RamDeltaBytes => "RAM Δ",
             Metric::PeakRssDeltaBytes => "gen. RAM Δ",
+            Metric::PrefillJoulesPerToken => "prefill J/token",
+            Metric::DecodeJoulesPerToken => "decode J/token",
             Metric::Perplexity => "PPL",
             Metric::MeanKld => "mean KLD",
         }
@@ -99,6 +110,7 @@ impl Metric {
             Metric::PrefillTps | Metric::DecodeTps => Unit::TokensPerSecond,
             Metric::RamDeltaBytes | Metric::PeakRssDeltaBytes => Unit::Bytes,
             Metric::Perplexity | Metric::MeanKld => Unit::Number,
+            Metric::PrefillJoulesPerToken | Metric::DecodeJoulesPerToken => Unit::JoulesPerToken,
             _ => Unit::Seconds,
         }
     }
@@ -138,6 +150,8 @@ fn display_scale(unit: Unit, value: f64) -> (f64, &'static str, usize) {
         Unit::TokensPerSecond => (1.0, "", 2),
         Unit::Bytes => (1.0, " B", 0),
         Unit::Number => (1.0, "", 4),
+        Unit::JoulesPerToken if value.abs() < 1.0 => (1e3, " mJ/token", 2),
+        Unit::JoulesPerToken => (1.0, " J/token", 3),
     }
 }
 

@@ -141,6 +141,17 @@ pub struct BenchmarkResult {
     /// Where this configuration sits on the run's speed-against-perplexity Pareto frontiers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pareto: Option<ParetoMarks>,
+    /// Bandwidth achieved while decoding, against the machine's (see [`crate::roofline`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roofline: Option<crate::roofline::Roofline>,
+}
+
+/// Joules the machine's energy counter counted over one run's prefill and decode windows (package-wide: see
+/// `tokbench_core::energy`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EnergySample {
+    pub prefill_j: f64,
+    pub decode_j: f64,
 }
 
 /// A server's own timing of one request, as it reported it (llama-server `timings`, Ollama `*_duration`).
@@ -236,6 +247,9 @@ pub struct RunSample {
     /// The engine's own account of this run (MLX: its allocator's peak, host time per decode step).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine: Option<EngineRunReport>,
+    /// Where the machine has an energy counter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy: Option<EnergySample>,
 }
 
 /// Where a run's peak RSS came from (`tokbench_core::memory`), so results say how far to trust it.
@@ -270,6 +284,13 @@ impl RunSample {
             Metric::ItlP99S => self.itl_p99_s,
             Metric::RamDeltaBytes => self.ram_delta_bytes.map(|b| b as f64),
             Metric::PeakRssDeltaBytes => Some(self.peak_rss_delta_bytes as f64),
+            Metric::PrefillJoulesPerToken => {
+                self.energy.filter(|_| self.prompt_tokens > 0).map(|e| e.prefill_j / self.prompt_tokens as f64)
+            }
+            Metric::DecodeJoulesPerToken => self
+                .energy
+                .filter(|_| self.generated_tokens > 1)
+                .map(|e| e.decode_j / (self.generated_tokens - 1) as f64),
             // Per model, not per run: see `BenchmarkResult::quality`.
             Metric::Perplexity | Metric::MeanKld => None,
         }
@@ -277,6 +298,22 @@ impl RunSample {
 }
 
 impl BenchmarkResult {
+    /// This benchmark's roofline (see [`crate::roofline`]), against `machine`'s bandwidth.
+    pub fn compute_roofline(&self, machine: &Machine) -> Option<crate::roofline::Roofline> {
+        let runs: Vec<crate::roofline::DecodeRun> = self
+            .runs
+            .iter()
+            .map(|r| crate::roofline::DecodeRun {
+                prompt_tokens: r.prompt_tokens,
+                generated_tokens: r.generated_tokens,
+                decode_tps: r.decode_tps,
+            })
+            .collect();
+        let traffic = self.model.decode_traffic.as_ref()?;
+        let depth = self.prompt.depth as u64;
+        crate::roofline::compute(traffic, self.settings.kv_cache_type.as_deref(), &runs, depth, machine)
+    }
+
     /// Results from before `ram_delta_bytes` was recorded (baselines blessed then, an older base build in an A/B
     /// job) carry everything it is made of: derive it, so they are still gated on RAM.
     pub fn derive_missing_ram_delta(&mut self) {
@@ -401,8 +438,15 @@ mod tests {
             tokens: vec![1, 2, 3],
             server: None,
             engine: None,
+            energy: None,
         };
         assert_eq!(run.decode_host_fraction(), None);
+        assert_eq!(run.value(Metric::DecodeJoulesPerToken), None, "no counter, no number");
+        run.energy = Some(EnergySample { prefill_j: 0.5, decode_j: 1.0 });
+        // 0.5 J over 1 prompt token; 1.0 J over the 2 decoded tokens (3 generated, the first from prefill).
+        assert_eq!(run.value(Metric::PrefillJoulesPerToken), Some(0.5));
+        assert_eq!(run.value(Metric::DecodeJoulesPerToken), Some(0.5));
+        run.energy = None;
         let json = serde_json::to_string(&run).unwrap();
         assert!(!json.contains("engine"), "absent report not written: {json}");
         run.engine = Some(EngineRunReport { device_peak_bytes: Some(7), decode_host_s: Some(0.05) });
@@ -429,10 +473,7 @@ mod tests {
         assert!(!serde_json::to_string(&old).unwrap().contains("rss_peak_bytes"));
 
         // A results file written before the field: RunResults::read fills it from the file's own load and runs.
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../gate/tests/data/sessions/ab/aa01-base.json"
-        );
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../gate/tests/data/sessions/ab/aa01-base.json");
         let mut value: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         for b in value["benchmarks"].as_array_mut().unwrap() {
             b["load"].as_object_mut().unwrap().remove("rss_peak_bytes");

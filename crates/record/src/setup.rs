@@ -41,6 +41,13 @@ pub struct ModelInfo {
     pub n_params: Option<u64>,
     /// Where a derived file came from (e.g. a quantization made from a dequantized base); None for originals.
     pub derived_from: Option<String>,
+    /// Set for a model made by `tokbench synth` (seeded random weights): its shape and seed, e.g. `1b seed 0`.
+    /// Speed and memory only: its quality is never scored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub synthetic: Option<String>,
+    /// What one decoded token reads from memory, from the file's tensor table (see [`crate::roofline`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decode_traffic: Option<crate::roofline::DecodeTraffic>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -53,6 +60,10 @@ pub struct Settings {
     pub flash_attn: FlashAttn,
     pub mmap: bool,
     pub sampling: Sampling,
+    /// Element type of the KV cache as the engine reports it (`f16` for llama.cpp's default, `f32` for MLX's
+    /// float32 compute): sizes the cache's share of the roofline's bytes per token. None when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kv_cache_type: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,4 +108,11 @@ pub struct PromptInfo {
     pub prompt_tokens: usize,
     pub gen_tokens: usize,
     pub text_sha256: String,
+    /// Tokens already in the KV cache when the timed prompt starts (llama-bench's `-d`); 0 = an empty cache.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub depth: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }

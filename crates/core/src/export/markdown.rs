@@ -9,6 +9,8 @@ use tokbench_record::results::RunResults;
 pub fn table(results: &RunResults) -> String {
     let mut out = String::new();
     let with_quality = results.benchmarks.iter().any(|b| b.quality.is_some());
+    let with_roofline = results.benchmarks.iter().any(|b| b.roofline.is_some());
+    let with_depth = results.benchmarks.iter().any(|b| b.prompt.depth > 0);
     // (title, right-aligned): numbers align right, names left, as llama-bench prints them.
     let columns = [
         ("model", false),
@@ -18,6 +20,7 @@ pub fn table(results: &RunResults) -> String {
         ("prompt", false),
         ("pp", true),
         ("tg", true),
+        ("depth", true),
         ("TTFT [95% CI]", true),
         ("prefill t/s", true),
         ("decode t/s", true),
@@ -26,10 +29,17 @@ pub fn table(results: &RunResults) -> String {
         ("RSS after load", true),
         ("RAM Δ", true),
         ("gen. RAM Δ", true),
+        ("J/token: prefill / decode", true),
     ];
     let quality_columns = [("PPL ± se", true), ("KLD", true), ("Pareto: decode / TTFT vs PPL", false)];
-    let columns: Vec<(&str, bool)> =
-        columns.iter().chain(if with_quality { &quality_columns[..] } else { &[] }).copied().collect();
+    let roofline_columns = [("decode GB/s: % of measured / published", true)];
+    let columns: Vec<(&str, bool)> = columns
+        .iter()
+        .filter(|c| with_depth || c.0 != "depth")
+        .chain(if with_roofline { &roofline_columns[..] } else { &[] })
+        .chain(if with_quality { &quality_columns[..] } else { &[] })
+        .copied()
+        .collect();
     let _ = writeln!(out, "| {} |", columns.iter().map(|c| c.0).collect::<Vec<_>>().join(" | "));
     let _ = writeln!(out, "|{}", columns.iter().map(|c| if c.1 { "---:|" } else { "---|" }).collect::<String>());
     for b in &results.benchmarks {
@@ -38,20 +48,29 @@ pub fn table(results: &RunResults) -> String {
             .map(|m| b.summary.get(m).map_or("-".into(), |s| format_value(Unit::Seconds, s.median)))
             .collect::<Vec<_>>()
             .join(" / ");
+        let model = match &b.model.synthetic {
+            Some(_) => format!("{} (synthetic)", b.model.name),
+            None => b.model.name.clone(),
+        };
         let mut row = vec![
-            escape(&b.model.name),
+            escape(&model),
             escape(&b.model.quantization),
             escape(&b.engine.backend),
             b.settings.threads.to_string(),
             escape(&b.prompt.name),
             b.prompt.prompt_tokens.to_string(),
             b.prompt.gen_tokens.to_string(),
+        ];
+        if with_depth {
+            row.push(b.prompt.depth.to_string());
+        }
+        row.extend([
             mean_with_ci(b, Metric::TtftS),
             mean_with_ci(b, Metric::PrefillTps),
             mean_with_ci(b, Metric::DecodeTps),
             itl,
             format_value(Unit::Seconds, b.load.load_s),
-        ];
+        ]);
         if b.engine.server.is_some() {
             // tokbench's RSS says nothing about a server's memory: don't print it as if it did.
             row.extend(["n/a (server)".to_string(), "n/a (server)".to_string(), "n/a (server)".to_string()]);
@@ -64,6 +83,25 @@ pub fn table(results: &RunResults) -> String {
             for m in [Metric::RamDeltaBytes, Metric::PeakRssDeltaBytes] {
                 row.push(b.summary.get(&m).map_or("-".into(), |s| format_bytes(s.max)));
             }
+        }
+        let joules = [Metric::PrefillJoulesPerToken, Metric::DecodeJoulesPerToken].map(|m| b.summary.get(&m));
+        row.push(match joules {
+            [Some(p), Some(d)] => {
+                format!(
+                    "{} / {}",
+                    format_value(Unit::JoulesPerToken, p.median),
+                    format_value(Unit::JoulesPerToken, d.median)
+                )
+            }
+            _ if b.engine.server.is_some() => "n/a (server)".to_string(),
+            _ => crate::energy::NO_COUNTER.to_string(),
+        });
+        if with_roofline {
+            row.push(b.roofline.as_ref().map_or("-".into(), |r| {
+                let pct = |p: Option<f64>| p.map_or("n/a".to_string(), |p| format!("{p:.0}%"));
+                let gbs = r.achieved_bytes_per_s / 1e9;
+                format!("{gbs:.2}: {} / {}", pct(r.percent_of_measured), pct(r.percent_of_published))
+            }));
         }
         if with_quality {
             let q = b.quality.as_ref();
@@ -80,7 +118,28 @@ pub fn table(results: &RunResults) -> String {
         let _ = writeln!(out, "| {} |", row.join(" | "));
     }
     out.push_str(&engine_reports(results));
+    if with_roofline {
+        out.push_str(&bandwidth_line(&results.machine));
+    }
     out
+}
+
+/// The roofline's ceilings, under the table.
+fn bandwidth_line(machine: &tokbench_record::machine::Machine) -> String {
+    let measured = match &machine.bandwidth {
+        Some(p) => format!(
+            "{:.2} GB/s measured (best of {} multi-threaded reads of {} with {} threads)",
+            p.read_bytes_per_s as f64 / 1e9,
+            p.passes,
+            format_bytes(p.buffer_bytes as f64),
+            p.threads,
+        ),
+        None => "not measured (--bandwidth-probe off)".to_string(),
+    };
+    let published = machine
+        .published_bandwidth_bytes_per_s
+        .map_or("no published figure for this chip".to_string(), |b| format!("{:.0} GB/s published", b as f64 / 1e9));
+    format!("memory bandwidth: {measured}; {published}\n")
 }
 
 /// Below the table, for engines that report on their own runs (MLX): the engine allocator's peak and the share of

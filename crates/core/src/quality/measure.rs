@@ -194,7 +194,7 @@ mod tests {
 
     impl LoadedModel for Constant {
         fn details(&self) -> ModelDetails {
-            ModelDetails { n_params: None, n_ctx_train: Some(64), n_vocab: Some(256) }
+            ModelDetails { n_ctx_train: Some(64), n_vocab: Some(256), ..ModelDetails::default() }
         }
         fn context_size(&self) -> usize {
             64
@@ -228,8 +228,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let corpus = dir.path().join("corpus.txt");
         std::fs::write(&corpus, "the quick brown fox jumps over the lazy dog. ".repeat(8)).unwrap();
-        let options =
-            QualityOptions { corpus, n_ctx: 32, max_chunks: None, save_base: None, kld_base: None, top_k: 8 };
+        let options = QualityOptions { corpus, n_ctx: 32, max_chunks: None, save_base: None, kld_base: None, top_k: 8 };
         let model_file = Path::new("broken-Q4_K_M.gguf");
         // Uniform logits: PPL is the vocabulary size, exactly.
         let ok = score_corpus(&mut Constant { logit: 0.0 }, model_file, "test", &options).unwrap();
