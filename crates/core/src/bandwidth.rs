@@ -76,7 +76,8 @@ pub fn for_this_boot(machine: &Machine, fresh: bool) -> BandwidthProbe {
     if let Some(path) = path {
         cache.retain(|k, _| !k.starts_with(&format!("{} boot ", machine.class_key))); // earlier boots
         cache.insert(key, measured.clone());
-        let _ = write_atomically(&path, &serde_json::to_vec_pretty(&cache).unwrap_or_default());
+        // A cache: when it cannot be written, the next run measures again.
+        let _ = tokbench_record::results::write_atomic(&path, &serde_json::to_vec_pretty(&cache).unwrap_or_default());
     }
     measured
 }
@@ -84,14 +85,6 @@ pub fn for_this_boot(machine: &Machine, fresh: bool) -> BandwidthProbe {
 fn cache_file() -> Option<std::path::PathBuf> {
     let home = std::env::var_os("HOME")?;
     Some(std::path::PathBuf::from(home).join(".cache/tokbench/bandwidth.json"))
-}
-
-fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().expect("a file in a directory");
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    std::io::Write::write_all(&mut tmp, bytes)?;
-    tmp.persist(path).map(drop).map_err(|e| e.error)
 }
 
 /// Sums words with eight independent accumulators, so the loop is bound by loads, not by an add chain.
