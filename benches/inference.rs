@@ -117,7 +117,7 @@ fn main() -> anyhow::Result<()> {
         let runner::Group { backend, engine: engine_info, model_ref, model_info, options, selected } = group;
         if listing {
             // `--list` (criterion's, or a test runner's probe): name the benchmarks without running them.
-            for (_, _, id) in &selected {
+            for runner::Selected { id, .. } in &selected {
                 for m in ["ttft", "decode", "peak_ram"] {
                     println!("{m}/{id}: benchmark");
                 }
@@ -127,10 +127,10 @@ fn main() -> anyhow::Result<()> {
         let (mut model, load) = engine::load_model(backend, &model_ref.path, &options)?;
         model_info.n_params = model.details().n_params;
         let mut filled = 0;
-        for (spec, depth, id) in selected {
+        for runner::Selected { spec, depth, plan, id } in selected {
             runner::fill_depth(model.as_mut(), &mut filled, depth)?;
             let prompt = prompts::resolve_at_depth(spec, depth, model.as_ref())?;
-            let mut bank = SampleBank::new(model.as_mut(), &load, &prompt, matrix.plan.sampling, matrix.plan.warmup);
+            let mut bank = SampleBank::new(model.as_mut(), &load, &prompt, plan.sampling, plan.warmup);
             let estimate = bank.warm_up()?.clone();
             let decode_ns = |r: &tokbench_record::results::RunSample| 1e9 / r.decode_tps.unwrap_or(f64::INFINITY);
             // The results' RAM Δ (`tokbench_record::results::ram_delta_bytes`): one definition for both.

@@ -37,6 +37,19 @@ pub enum Command {
     /// Write a synthetic llama model of a given size (seeded random weights, a real tokenizer) for speed and memory
     /// tables without downloads. Its results are marked synthetic and never scored for quality.
     Synth(SynthArgs),
+    /// One self-contained HTML page of one or several results files: the table, the Pareto chart, TTFT against
+    /// prompt length, decode against depth, the roofline, model size against speed, inter-token latency.
+    Report(ReportArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Results JSON files written by `tokbench run` (e.g. target/tokbench/latest.json).
+    #[arg(required = true)]
+    pub results: Vec<PathBuf>,
+    /// The HTML file. Default: the first results file with .html for .json.
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -187,9 +200,9 @@ pub struct RunArgs {
     pub flash_attn: Option<FlashAttn>,
     #[arg(long)]
     pub mmap: Option<bool>,
-    /// 0 = greedy (default).
-    #[arg(long)]
-    pub temperature: Option<f32>,
+    /// Sampling temperature, 0 = greedy (default). A comma list sweeps it (0,0.3,0.7); ids then carry `@T<t>`.
+    #[arg(long, value_delimiter = ',')]
+    pub temperature: Vec<f32>,
     #[arg(long)]
     pub top_p: Option<f32>,
     #[arg(long)]

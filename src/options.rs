@@ -53,7 +53,7 @@ pub fn stamp(args: &RunArgs) -> Result<MatrixStamp> {
         ("--n-gpu-layers", args.n_gpu_layers.is_some()),
         ("--flash-attn", args.flash_attn.is_some()),
         ("--mmap", args.mmap.is_some()),
-        ("--temperature", args.temperature.is_some()),
+        ("--temperature", !args.temperature.is_empty()),
         ("--top-p", args.top_p.is_some()),
         ("--seed", args.seed.is_some()),
         ("--filter", !args.filter.is_empty()),
@@ -105,7 +105,11 @@ pub fn matrix_of(config: &Config, config_dir: &Path, args: &RunArgs) -> Result<M
     macro_rules! flags_over_config {
         ($($field:ident),*) => { $( if let Some(v) = args.$field { run.$field = v; } )* };
     }
-    flags_over_config!(warmup, runs, ctx_size, batch, ubatch, n_gpu_layers, flash_attn, mmap, temperature, top_p, seed);
+    flags_over_config!(warmup, runs, ctx_size, batch, ubatch, n_gpu_layers, flash_attn, mmap, top_p, seed);
+    if !args.temperature.is_empty() {
+        tokbench_core::config::check_temperatures(&args.temperature).context("--temperature")?;
+        run.temperature = args.temperature.clone();
+    }
     flags_over_config!(requests_per_stream);
     ensure!(run.runs > 0, "--runs must be at least 1");
     ensure!(run.requests_per_stream > 0, "--requests-per-stream must be at least 1");
@@ -223,6 +227,7 @@ pub fn matrix_of(config: &Config, config_dir: &Path, args: &RunArgs) -> Result<M
         threads,
         prompts,
         depths,
+        temperatures: run.temperature.clone(),
         filter: args.filter.clone(),
         quality,
         servers,

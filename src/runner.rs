@@ -44,6 +44,8 @@ pub struct Matrix {
     pub prompts: Vec<PromptSpec>,
     /// Tokens in the KV cache before each prompt (llama-bench's `-d`); `[0]` = an empty cache.
     pub depths: Vec<usize>,
+    /// Sampling temperatures swept (`plan.sampling` carries the first); with more than one, ids carry `@T<t>`.
+    pub temperatures: Vec<f32>,
     /// Load settings; `threads` is replaced by each entry of [`Matrix::threads`].
     pub load: LoadOptions,
     pub plan: RunPlan,
@@ -77,7 +79,7 @@ impl Matrix {
 
     pub fn len(&self) -> usize {
         let models: usize = self.backends.iter().map(|b| self.models_for(b).len()).sum();
-        models * self.threads.len() * self.prompts.len() * self.depths.len().max(1)
+        models * self.threads.len() * self.prompts.len() * self.depths.len().max(1) * self.temperatures.len().max(1)
     }
 
     /// The models `backend` runs: all of them, or those `[run.backend_models]` names for it.
@@ -195,8 +197,27 @@ pub struct Group<'a> {
     pub model_info: &'a mut ModelInfo,
     /// The matrix's load settings with this group's thread count.
     pub options: LoadOptions,
-    /// Prompt, depth and id of each selected benchmark, depths grouped so each is filled once.
-    pub selected: Vec<(&'a PromptSpec, usize, BenchmarkId)>,
+    /// The selected benchmarks, depths grouped so each is filled once.
+    pub selected: Vec<Selected<'a>>,
+}
+
+/// One benchmark of a group: its prompt, the depth it runs at, its plan (sampling included) and its id.
+#[derive(Debug, Clone)]
+pub struct Selected<'a> {
+    pub spec: &'a PromptSpec,
+    pub depth: usize,
+    pub plan: RunPlan,
+    pub id: BenchmarkId,
+}
+
+/// The id's prompt part: the prompt's name, `@dD` at a depth, `@T<t>` when the matrix sweeps temperatures.
+pub fn prompt_part(matrix: &Matrix, spec: &PromptSpec, depth: usize, temperature: f32) -> String {
+    let name = prompts::name_at_depth(spec, depth);
+    if matrix.temperatures.len() > 1 {
+        format!("{name}@T{temperature}")
+    } else {
+        name
+    }
 }
 
 /// Walks the matrix in run order (backend, model, threads), skipping groups with nothing selected: `tokbench run`
@@ -226,21 +247,30 @@ pub fn for_each_group(
             let mut model_info = describe_model(model_ref)?;
             for &threads in &matrix.threads {
                 let depths = if matrix.depths.is_empty() { &[0][..] } else { &matrix.depths[..] };
-                let selected: Vec<(&PromptSpec, usize, BenchmarkId)> = depths
-                    .iter()
-                    .flat_map(|&depth| matrix.prompts.iter().map(move |s| (s, depth)))
-                    .map(|(s, depth)| {
-                        let id = BenchmarkId::new(
-                            backend.name(),
-                            &model_info.name,
-                            &model_info.quantization,
-                            &prompts::name_at_depth(s, depth),
-                            threads,
-                        );
-                        (s, depth, id)
-                    })
-                    .filter(|(_, _, id)| matrix.selected(id) && wanted(id))
-                    .collect();
+                let temperatures = if matrix.temperatures.is_empty() {
+                    vec![matrix.plan.sampling.temperature]
+                } else {
+                    matrix.temperatures.clone()
+                };
+                let mut selected = Vec::new();
+                for &depth in depths {
+                    for spec in &matrix.prompts {
+                        for &temperature in &temperatures {
+                            let id = BenchmarkId::new(
+                                backend.name(),
+                                &model_info.name,
+                                &model_info.quantization,
+                                &prompt_part(matrix, spec, depth, temperature),
+                                threads,
+                            );
+                            if matrix.selected(&id) && wanted(&id) {
+                                let mut plan = matrix.plan.clone();
+                                plan.sampling.temperature = temperature;
+                                selected.push(Selected { spec, depth, plan, id });
+                            }
+                        }
+                    }
+                }
                 if selected.is_empty() {
                     continue; // nothing of this model × threads passes the filters: don't even load it
                 }
@@ -395,7 +425,7 @@ pub fn run(matrix: &Matrix, results: &mut RunResults, progress: Progress, checkp
                 Ok(loaded) => loaded,
                 Err(e) => {
                     // Every benchmark of this group fails with the same error; the rest of the matrix runs on.
-                    for (_, _, id) in selected {
+                    for Selected { id, .. } in selected {
                         index += 1;
                         record_failure(results, id, None, &e, Vec::new());
                     }
@@ -421,7 +451,7 @@ pub fn run(matrix: &Matrix, results: &mut RunResults, progress: Progress, checkp
             }
             let model_quality = scored.iter().find(|(k, _)| *k == key).map(|(_, q)| q.clone());
             let mut filled = 0;
-            for (spec, depth, id) in selected {
+            for Selected { spec, depth, plan, id } in selected {
                 ensure!(!interrupt::interrupted(), INTERRUPTED);
                 index += 1;
                 // The context is filled once per depth (untimed); each run then keeps those positions.
@@ -436,20 +466,20 @@ pub fn run(matrix: &Matrix, results: &mut RunResults, progress: Progress, checkp
                     }
                 };
                 let bar = if progress == Progress::Bars {
-                    ProgressBar::new((matrix.plan.warmup + matrix.plan.runs) as u64)
+                    ProgressBar::new((plan.warmup + plan.runs) as u64)
                 } else {
                     ProgressBar::hidden()
                 };
                 if progress == Progress::Lines {
-                    let (w, r) = (matrix.plan.warmup, matrix.plan.runs);
+                    let (w, r) = (plan.warmup, plan.runs);
                     eprintln!("[{index}/{total}] {id}: {w} warmup + {r} timed runs");
                 }
                 let benchmark_started = Instant::now();
                 bar.set_style(style.clone());
                 bar.set_prefix(format!("{index}/{total}"));
                 bar.set_message(format!("{id} (warmup)"));
-                let warmup = matrix.plan.warmup as u64;
-                let mut runs = Vec::with_capacity(matrix.plan.runs);
+                let warmup = plan.warmup as u64;
+                let mut runs = Vec::with_capacity(plan.runs);
                 checkpoint.started(&id);
                 // A panic inside one benchmark (an engine's assertion, a bug of ours) becomes that benchmark's
                 // recorded failure, like an error: the matrix goes on.
@@ -458,7 +488,7 @@ pub fn run(matrix: &Matrix, results: &mut RunResults, progress: Progress, checkp
                         model.as_mut(),
                         &load,
                         &prompt,
-                        &matrix.plan,
+                        &plan,
                         &mut runs,
                         &mut |phase, done, _, sample| {
                             bar.set_position(if phase == Phase::Warmup { done as u64 } else { warmup + done as u64 });
@@ -478,7 +508,7 @@ pub fn run(matrix: &Matrix, results: &mut RunResults, progress: Progress, checkp
                     continue;
                 }
                 let mut result =
-                    benchmark_result(id.clone(), engine_info, model_info, &options, &matrix.plan, &prompt, &load, runs);
+                    benchmark_result(id.clone(), engine_info, model_info, &options, &plan, &prompt, &load, runs);
                 result.quality = model_quality.clone();
                 result.settings.kv_cache_type = model.details().kv_cache_type.map(str::to_string);
                 result.roofline = result.compute_roofline(&results.machine);
@@ -490,7 +520,7 @@ pub fn run(matrix: &Matrix, results: &mut RunResults, progress: Progress, checkp
                 pareto::mark_run(results)?;
                 checkpoint.finished(results);
                 if can.concurrent_requests && !matrix.concurrency.is_empty() {
-                    match sweep(model.as_ref(), matrix, &prompt, &id, engine_info, model_info, show_progress) {
+                    match sweep(model.as_ref(), matrix, &plan, &prompt, &id, engine_info, model_info, show_progress) {
                         Ok(s) => results.concurrency.push(s),
                         Err(e) => {
                             let stage = Some(FailedStage::ConcurrencySweep);
@@ -543,18 +573,15 @@ fn record_failure(
 fn sweep(
     model: &dyn LoadedModel,
     matrix: &Matrix,
+    plan: &RunPlan,
     prompt: &ResolvedPrompt,
     id: &BenchmarkId,
     engine_info: &EngineInfo,
     model_info: &ModelInfo,
     show_progress: bool,
 ) -> Result<ConcurrencySweep> {
-    let request = GenerationRequest {
-        prompt: &prompt.text,
-        gen_tokens: prompt.gen_tokens,
-        sampling: matrix.plan.sampling,
-        depth: 0,
-    };
+    let request =
+        GenerationRequest { prompt: &prompt.text, gen_tokens: prompt.gen_tokens, sampling: plan.sampling, depth: 0 };
     let mut levels = Vec::new();
     for &streams in &matrix.concurrency {
         if show_progress {

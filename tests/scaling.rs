@@ -85,6 +85,20 @@ fn a_synthetic_smollm2_has_the_real_files_tensor_table_and_runs_as_synthetic_wit
     // No energy counter on this machine or a made-up number: one or the other, never both.
     let has_counter = results.machine.energy_counter.is_some();
     assert_eq!(table.contains("n/a (no energy counter)"), !has_counter, "{table}");
+
+    // `tokbench report` of the real run: the page lands next to the results, with the roofline and the depth chart.
+    let (ok, log) = tokbench(&["report", out.to_str().unwrap()], dir.path());
+    assert!(ok, "{log}");
+    let page = dir.path().join("r.html");
+    assert!(log.contains(&format!("report: {}", page.display())), "{log}");
+    let html = std::fs::read_to_string(&page).unwrap().replace("&#x2F;", "/");
+    for id in ["roofline", "decode-vs-depth", "ttft-vs-prompt", "itl"] {
+        assert!(html.contains(&format!("<figure class=\"chart\" id=\"{id}\">")), "no {id} chart");
+    }
+    let pct = results.benchmarks[0].roofline.as_ref().unwrap().percent_of_measured.unwrap();
+    assert!(html.contains(&format!(">{pct:.0}%</td>")), "the roofline's % of measured is not in the table");
+    let (ok, log) = tokbench(&["report", "missing.json"], dir.path());
+    assert!(!ok && log.contains("missing.json does not exist"), "{log}");
 }
 
 #[test]
@@ -156,4 +170,30 @@ fn a_depth_too_deep_for_the_context_fails_that_benchmark_with_the_fix() {
     let (ok, log, results) = run("20");
     assert!(!ok && results.is_none(), "{log}");
     assert!(log.contains("after a depth of 240, 268 in all, but the context holds 256: raise --ctx-size"), "{log}");
+}
+
+#[test]
+fn a_temperature_sweep_is_a_dimension_of_the_ids_and_the_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = common::default_model();
+    let out = dir.path().join("r.json");
+    let args = ["run", "-m", model.to_str().unwrap(), "-p", "8", "-n", "24", "--temperature", "0,0.7", "--seed", "5"];
+    let rest = ["--runs", "2", "--warmup", "0", "-t", "2", "--no-quality", "-o", out.to_str().unwrap()];
+    let (ok, log) = tokbench(&[&args[..], &rest[..]].concat(), dir.path());
+    assert!(ok, "{log}");
+    let results = RunResults::read(&out).unwrap();
+    let prompts: Vec<_> = results.benchmarks.iter().map(|b| b.id.prompt().to_string()).collect();
+    assert_eq!(prompts, ["p8-n24@T0", "p8-n24@T0.7"]);
+    let (greedy, warm) = (&results.benchmarks[0], &results.benchmarks[1]);
+    assert_eq!(greedy.settings.sampling.temperature, 0.0);
+    assert_eq!(warm.settings.sampling.temperature, 0.7);
+    // Greedy repeats itself; 0.7 leaves the greedy path somewhere in 24 tokens.
+    assert_eq!(greedy.runs[0].tokens, greedy.runs[1].tokens);
+    assert_ne!(greedy.runs[0].tokens, warm.runs[0].tokens);
+
+    for (bad, says) in [("-1", "temperature -1 is not a sampling temperature"), ("0.3,0.3", "0.3 is listed twice")] {
+        let flag = format!("--temperature={bad}");
+        let (ok, log) = tokbench(&["run", "-m", model.to_str().unwrap(), &flag], dir.path());
+        assert!(!ok && log.contains(says), "{log}");
+    }
 }

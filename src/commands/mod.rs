@@ -26,5 +26,10 @@ pub fn main() -> Result<()> {
         }
         Command::Backends => backends::list(),
         Command::Worker(args) => worker::worker(&args),
+        Command::Report(args) => {
+            let out = tokbench_gate::report::run::write_report(&args.results, args.output.as_deref())?;
+            println!("report: {}", out.display());
+            Ok(())
+        }
     }
 }

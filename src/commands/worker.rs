@@ -8,14 +8,14 @@ use std::path::PathBuf;
 
 use anyhow::{bail, ensure, Context, Result};
 use tokbench_core::backend::{Backend, LoadOptions, LoadedModel};
-use tokbench_core::engine;
+use tokbench_core::engine::{self, RunPlan};
 use tokbench_core::prompts::{self, PromptSpec, ResolvedPrompt};
 use tokbench_core::quality::measure::{score_corpus, QualityOptions};
 use tokbench_core::quality::pareto;
 use tokbench_record::id::BenchmarkId;
 use tokbench_record::quality::QualityResult;
 use tokbench_record::results::{FailedBenchmark, LoadMeasurement, RunResults, RunSample};
-use tokbench_record::setup::{EngineInfo, ModelInfo};
+use tokbench_record::setup::{EngineInfo, ModelInfo, Sampling};
 use tokbench_record::worker::{read_line, Hello, Reply, Request, MAX_LINE_BYTES};
 
 use crate::cli::RunArgs;
@@ -33,6 +33,8 @@ struct Slot {
     spec: PromptSpec,
     /// Tokens in the KV cache before the prompt.
     depth: usize,
+    /// This benchmark's sampling (the matrix may sweep temperatures).
+    sampling: Sampling,
     prompt: Option<ResolvedPrompt>,
     samples: Vec<RunSample>,
     /// The load of the model this benchmark last ran on.
@@ -66,7 +68,7 @@ pub fn worker(args: &RunArgs) -> Result<()> {
         &matrix,
         |_| true,
         |group| {
-            for (spec, depth, id) in group.selected {
+            for runner::Selected { spec, depth, plan, id } in group.selected {
                 slots.push(Slot {
                     id,
                     backend: group.backend.name().to_string(),
@@ -76,6 +78,7 @@ pub fn worker(args: &RunArgs) -> Result<()> {
                     options: group.options.clone(),
                     spec: spec.clone(),
                     depth,
+                    sampling: plan.sampling,
                     prompt: None,
                     samples: Vec::new(),
                     load: None,
@@ -195,7 +198,7 @@ impl Worker {
     }
 
     fn warmup(&mut self, id: &BenchmarkId, runs: usize) -> Result<()> {
-        let sampling = self.matrix.plan.sampling;
+        let sampling = self.slots[self.slot(id)?].sampling;
         self.on_slot(id, |model, load, prompt| {
             for _ in 0..runs {
                 engine::measure_once(model, load, prompt, sampling)?;
@@ -205,7 +208,7 @@ impl Worker {
     }
 
     fn measure(&mut self, id: &BenchmarkId) -> Result<RunSample> {
-        let sampling = self.matrix.plan.sampling;
+        let sampling = self.slots[self.slot(id)?].sampling;
         let sample = self.on_slot(id, |model, load, prompt| engine::measure_once(model, load, prompt, sampling))?;
         let i = self.slot(id)?;
         self.slots[i].samples.push(sample.clone());
@@ -229,12 +232,13 @@ impl Worker {
             let (Some(prompt), Some(load), false) = (&slot.prompt, &slot.load, samples.is_empty()) else {
                 continue; // never asked for
             };
+            let plan = RunPlan { sampling: slot.sampling, ..self.matrix.plan.clone() };
             let mut result = runner::benchmark_result(
                 slot.id.clone(),
                 &slot.engine,
                 &slot.model_info,
                 &slot.options,
-                &self.matrix.plan,
+                &plan,
                 prompt,
                 load,
                 samples,

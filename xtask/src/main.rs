@@ -83,6 +83,19 @@ impl Engines {
     }
 }
 
+/// Where `tokbench run ARGS` writes its results: `-o/--output`, else target/tokbench/latest.json.
+fn results_path(args: &[String]) -> PathBuf {
+    let mut given = None;
+    for (i, a) in args.iter().enumerate() {
+        if let Some(v) = a.strip_prefix("--output=") {
+            given = Some(v.to_string());
+        } else if a == "-o" || a == "--output" {
+            given = args.get(i + 1).cloned();
+        }
+    }
+    given.map(PathBuf::from).unwrap_or_else(|| PathBuf::from("target/tokbench/latest.json"))
+}
+
 fn main() -> ExitCode {
     let command = match Cli::parse().command {
         Command::Gate(command) => return gate::run(command),
@@ -98,7 +111,12 @@ fn main() -> ExitCode {
             let config_arg = ["--config".to_string(), config.display().to_string()];
             let quantize = [&["quantize".to_string(), "--needed".to_string()], &config_arg[..]].concat();
             peers::cargo_tokbench(engines, &quantize)?;
-            peers::cargo_tokbench(engines, &[&["run".to_string()], &config_arg[..], &args[..]].concat())
+            peers::cargo_tokbench(engines, &[&["run".to_string()], &config_arg[..], &args[..]].concat())?;
+            // The HTML report of the run, next to its results.
+            let results = results_path(&args);
+            let page = tokbench_gate::report::run::write_report(std::slice::from_ref(&results), None)?;
+            println!("report: {}", page.display());
+            Ok(())
         }),
         Command::Test { engines, args } => fetch::fetch(std::path::Path::new("tokbench.toml"), &[])
             .and_then(|paths| peers::nextest(engines, &paths[0], &args)),

@@ -71,6 +71,30 @@ pub const SERVER_APIS: [&str; 3] = ["completions", "chat", "ollama"];
 pub const MAX_TIMEOUT_S: f64 = 86_400.0;
 
 /// A timeout in seconds that a `Duration` can hold and a run can wait for: finite, positive, at most a day.
+/// A temperature list is at least one finite value ≥ 0, none repeated (each is a benchmark of its own).
+pub fn check_temperatures(temperatures: &[f32]) -> Result<()> {
+    ensure!(!temperatures.is_empty(), "no temperature given: use 0 for greedy decoding");
+    for (i, t) in temperatures.iter().enumerate() {
+        ensure!(t.is_finite() && *t >= 0.0, "temperature {t} is not a sampling temperature: give 0 (greedy) or more");
+        ensure!(!temperatures[..i].contains(t), "temperature {t} is listed twice");
+    }
+    Ok(())
+}
+
+/// `temperature = 0.7` and `temperature = [0, 0.3, 0.7]` both read as a list.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<f32>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(f32),
+        Many(Vec<f32>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(t) => vec![t],
+        OneOrMany::Many(ts) => ts,
+    })
+}
+
 pub fn valid_timeout(seconds: f64) -> bool {
     seconds.is_finite() && seconds > 0.0 && seconds <= MAX_TIMEOUT_S
 }
@@ -198,7 +222,9 @@ pub struct RunConfig {
     pub n_gpu_layers: i32,
     pub flash_attn: FlashAttn,
     pub mmap: bool,
-    pub temperature: f32,
+    /// Sampling temperature, 0 = greedy; a list (e.g. [0, 0.3, 0.7]) sweeps it, and the ids then carry `@T<t>`.
+    #[serde(deserialize_with = "one_or_many")]
+    pub temperature: Vec<f32>,
     pub top_p: f32,
     pub seed: u32,
     pub cv_threshold: f64,
@@ -229,7 +255,7 @@ impl Default for RunConfig {
             n_gpu_layers: 99,
             flash_attn: FlashAttn::Auto,
             mmap: true,
-            temperature: Sampling::GREEDY.temperature,
+            temperature: vec![Sampling::GREEDY.temperature],
             top_p: Sampling::GREEDY.top_p,
             seed: Sampling::GREEDY.seed,
             cv_threshold: crate::stats::DEFAULT_CV_THRESHOLD,
@@ -246,7 +272,11 @@ impl RunConfig {
         RunPlan {
             warmup: self.warmup,
             runs: self.runs,
-            sampling: Sampling { temperature: self.temperature, top_p: self.top_p, seed: self.seed },
+            sampling: Sampling {
+                temperature: self.temperature.first().copied().unwrap_or(Sampling::GREEDY.temperature),
+                top_p: self.top_p,
+                seed: self.seed,
+            },
             cv_threshold: self.cv_threshold,
         }
     }
@@ -328,6 +358,7 @@ impl Config {
             ensure!(!empty, "[run] {what} is empty, so the matrix has nothing to run: list at least one");
         }
         ensure!(r.runs > 0, "[run] runs must be at least 1");
+        check_temperatures(&r.temperature).context("[run] temperature")?;
         for (i, s) in self.servers.iter().enumerate() {
             ensure!(!s.name.is_empty(), "[[server]] number {} has an empty name", i + 1);
             ensure!(

@@ -287,3 +287,73 @@ fn the_pareto_chart_renders_when_results_carry_perplexity() {
     let severe: Vec<&Value> = log.as_array().unwrap().iter().filter(|e| e["level"] == "SEVERE").collect();
     assert!(severe.is_empty(), "console errors: {severe:?}");
 }
+
+/// Pixels of a PNG whose colour is saturated (a series or a ceiling), not white, grey or black (grid, axes, text).
+fn coloured_pixels(png_bytes: &[u8]) -> usize {
+    let decoder = png::Decoder::new(png_bytes);
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let step = info.color_type.samples();
+    assert!(step >= 3, "not an RGB screenshot: {:?}", info.color_type);
+    buf[..info.buffer_size()]
+        .chunks(step)
+        .filter(|p| {
+            let (max, min) = (p[0].max(p[1]).max(p[2]), p[0].min(p[1]).min(p[2]));
+            max - min > 60
+        })
+        .count()
+}
+
+#[test]
+fn the_run_report_draws_its_charts_in_a_browser() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = scaling_run();
+    run.benchmarks[1].model.name = "<script>alert(3)</script>".into();
+    let results = write(&run, &dir.path().join("latest.json"));
+    let html = tokbench_gate::report::run::write_report(&[results], None).unwrap();
+
+    let d = Driver::start();
+    d.call("POST", &d.s("/window/rect"), Some(json!({"width": 1400, "height": 1000})));
+    d.call("POST", &d.s("/url"), Some(json!({"url": format!("file://{}", html.display())})));
+    assert_eq!(d.script("return document.title;"), json!("tokbench report: latest.json"));
+    assert_eq!(d.script("return document.body.getAttribute('data-ready');"), json!("1"));
+    assert_eq!(d.script("return document.scripts.length;"), json!(1));
+
+    // Every chart is drawn: a screenshot of each shows its coloured series (grid, axes and text are grey or black;
+    // an empty plot has no coloured pixel).
+    let ids = d.script("return Array.from(document.querySelectorAll('figure.chart')).map(f => f.id);");
+    let ids: Vec<String> = ids.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    assert_eq!(ids, ["ttft-vs-prompt", "decode-vs-depth", "roofline", "size-vs-speed", "itl"]);
+    for id in &ids {
+        let el =
+            d.call("POST", &d.s("/element"), Some(json!({"using": "css selector", "value": format!("#{id} svg")})));
+        let el = el[ELEMENT].as_str().unwrap().to_string();
+        let shot = d.call("GET", &d.s(&format!("/element/{el}/screenshot")), None);
+        let png = base64::engine::general_purpose::STANDARD.decode(shot.as_str().unwrap()).unwrap();
+        let n = coloured_pixels(&png);
+        assert!(n > 150, "chart {id}: only {n} coloured pixels in its screenshot");
+    }
+    // The control: the table's header row is grey and black, no series colour.
+    let el = d.call("POST", &d.s("/element"), Some(json!({"using": "css selector", "value": "#benchmarks thead"})));
+    let shot = d.call("GET", &d.s(&format!("/element/{}/screenshot", el[ELEMENT].as_str().unwrap())), None);
+    let png = base64::engine::general_purpose::STANDARD.decode(shot.as_str().unwrap()).unwrap();
+    assert_eq!(coloured_pixels(&png), 0, "the control has coloured pixels: the count tells nothing");
+
+    // Sorting the table by decode t/s (column 13), descending after two clicks.
+    d.click("#benchmarks th:nth-child(13)");
+    d.click("#benchmarks th:nth-child(13)");
+    let v = d.script(
+        "return Array.from(document.querySelectorAll('#benchmarks tbody tr')).map(r => parseFloat(r.cells[12].getAttribute('data-v')));",
+    );
+    let v: Vec<f64> = v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    assert!(v.len() == 12 && v.windows(2).all(|w| w[0] >= w[1]), "{v:?}");
+    // The hostile model name is text, in the table and the legends.
+    assert_eq!(d.script("return document.scripts.length;"), json!(1));
+    let alert = d.try_call("GET", &d.s("/alert/text"), None);
+    assert_eq!(alert["error"], "no such alert", "a dialog opened: {alert}");
+    let log = d.call("POST", &d.s("/se/log"), Some(json!({"type": "browser"})));
+    let severe: Vec<&Value> = log.as_array().unwrap().iter().filter(|e| e["level"] == "SEVERE").collect();
+    assert!(severe.is_empty(), "console errors: {severe:?}");
+}

@@ -11,10 +11,24 @@ use tokbench_record::summary::median;
 use crate::baseline::BaselineSet;
 use crate::compare::{samples, GateReport};
 use crate::history::History;
+use crate::report::chart::{self, lin, AxisSpec, DataPoint, DataSeries, Plot, Scale, Spread, XyChart};
 use crate::report::{change_text, deciding, interval_text, median_text, outcome_text};
 use crate::rule::Verdict;
 
 const TEMPLATE: &str = include_str!("report.html.tera");
+
+/// The parts both reports share: tera's loader for them, so `tokbench report` renders with the same files.
+pub(crate) fn tera_with_shared(name: &str, template: &str) -> anyhow::Result<tera::Tera> {
+    let mut tera = tera::Tera::default();
+    tera.autoescape_on(vec![".html", ".html.tera"]);
+    tera.add_raw_templates([
+        ("report.css", include_str!("report.css")),
+        ("sort.js", include_str!("sort.js")),
+        ("charts.html.tera", include_str!("charts.html.tera")),
+        (name, template),
+    ])?;
+    Ok(tera)
+}
 
 pub struct Inputs<'a> {
     pub report: &'a GateReport,
@@ -44,8 +58,9 @@ struct Ctx {
     /// Regressed and inconclusive rows first, open; the rest in a collapsed table.
     tables: Vec<Table>,
     notes: Vec<String>,
-    scatter: Option<Scatter>,
-    latency: Option<Latency>,
+    /// Drawn by charts.html.tera's `xy`, as in `tokbench report`.
+    scatter: Option<XyChart>,
+    latency: Option<XyChart>,
     trends: Vec<Trend>,
     trend_commits: Vec<String>,
 }
@@ -99,47 +114,6 @@ struct Bar {
 }
 
 #[derive(Serialize)]
-struct Tick {
-    pos: f64,
-    label: String,
-}
-
-#[derive(Serialize)]
-struct Point {
-    x: f64,
-    y: f64,
-    x_lo: f64,
-    x_hi: f64,
-    y_lo: f64,
-    y_hi: f64,
-    label: String,
-    baseline: bool,
-    /// On the decode-vs-PPL Pareto frontier of its run.
-    optimal: bool,
-}
-
-#[derive(Serialize)]
-struct Scatter {
-    /// Perplexity on the x axis (the Pareto chart); false: TTFT stands in, because no result has a perplexity.
-    pareto: bool,
-    x_label: String,
-    y_label: String,
-    x_ticks: Vec<Tick>,
-    y_ticks: Vec<Tick>,
-    points: Vec<Point>,
-}
-
-#[derive(Serialize)]
-struct Latency {
-    id: String,
-    current: String,
-    baseline: String,
-    x_ticks: Vec<Tick>,
-    y_ticks: Vec<Tick>,
-    note: String,
-}
-
-#[derive(Serialize)]
 struct Trend {
     id: String,
     metric: String,
@@ -154,48 +128,6 @@ struct Dot {
     x: f64,
     y: f64,
     title: String,
-}
-
-// Plot areas (px), shared with the template's SVG viewBoxes.
-const W: f64 = 560.0;
-const H: f64 = 300.0;
-const ML: f64 = 60.0;
-const MR: f64 = 16.0;
-const MT: f64 = 12.0;
-const MB: f64 = 40.0;
-
-fn lin(v: f64, lo: f64, hi: f64, p0: f64, p1: f64) -> f64 {
-    if hi <= lo {
-        return (p0 + p1) / 2.0;
-    }
-    let t = ((v - lo) / (hi - lo)).clamp(0.0, 1.0);
-    ((p0 + t * (p1 - p0)) * 10.0).round() / 10.0
-}
-
-/// Axis range with a little padding, and ~5 round ticks.
-fn axis(values: impl Iterator<Item = f64>, unit: Unit) -> (f64, f64, Vec<(f64, String)>) {
-    let (mut lo, mut hi) =
-        values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
-    if !lo.is_finite() {
-        (lo, hi) = (0.0, 1.0);
-    }
-    if hi - lo < 1e-12 * hi.abs().max(1.0) {
-        let pad = hi.abs().max(1e-9) * 0.1;
-        (lo, hi) = (lo - pad, hi + pad);
-    }
-    let pad = (hi - lo) * 0.08;
-    // Times, rates and bytes are never negative: do not pad the axis below zero.
-    (lo, hi) = (if lo >= 0.0 { (lo - pad).max(0.0) } else { lo - pad }, hi + pad);
-    let raw = (hi - lo) / 5.0;
-    let mag = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * mag).find(|s| *s >= raw).unwrap_or(10.0 * mag);
-    let mut ticks = Vec::new();
-    let mut t = (lo / step).ceil() * step;
-    while t <= hi + step * 1e-9 && ticks.len() < 12 {
-        ticks.push((t, format_value(unit, t)));
-        t += step;
-    }
-    (lo, hi, ticks)
 }
 
 fn row_of(b: &crate::compare::BenchmarkComparison, m: &crate::compare::MetricComparison) -> Row {
@@ -249,32 +181,18 @@ fn row_of(b: &crate::compare::BenchmarkComparison, m: &crate::compare::MetricCom
 
 /// The Pareto chart: decode tok/s (y) against perplexity (x, ± its standard error), current and baseline, the
 /// current run's frontier marked. Without perplexities in the results, TTFT stands in on the x axis.
-fn scatter(inputs: &Inputs) -> Option<Scatter> {
-    struct P {
-        x: [f64; 3],
-        y: [f64; 3],
-        label: String,
-        baseline: bool,
-        optimal: bool,
-    }
+fn scatter(inputs: &Inputs) -> Option<XyChart> {
     let pareto = inputs.current.iter().any(|b| b.quality.is_some());
-    let span = |xs: &[f64]| -> Option<[f64; 3]> {
-        (!xs.is_empty()).then(|| {
-            let med = median(xs);
-            let (lo, hi) = xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
-            [med, lo, hi]
-        })
-    };
-    let x_of = |b: &BenchmarkResult| -> Option<[f64; 3]> {
+    let x_of = |b: &BenchmarkResult| -> Option<Spread> {
         if pareto {
-            b.quality.as_ref().map(|q| [q.ppl, q.ppl - q.ppl_std_error, q.ppl + q.ppl_std_error])
+            b.quality.as_ref().map(|q| Spread { mid: q.ppl, lo: q.ppl - q.ppl_std_error, hi: q.ppl + q.ppl_std_error })
         } else {
-            span(&samples(b, Metric::TtftS))
+            Spread::of(&samples(b, Metric::TtftS))
         }
     };
     let mut pts = Vec::new();
     let mut add = |b: &BenchmarkResult, baseline: bool| {
-        if let (Some(x), Some(y)) = (x_of(b), span(&samples(b, Metric::DecodeTps))) {
+        if let (Some(x), Some(y)) = (x_of(b), Spread::of(&samples(b, Metric::DecodeTps))) {
             let verdict = b.pareto.as_ref().map(|p| &p.decode_vs_ppl);
             let optimal = !baseline && verdict.is_some_and(|v| v.is_optimal());
             let mark = match verdict {
@@ -283,7 +201,14 @@ fn scatter(inputs: &Inputs) -> Option<Scatter> {
                 None => String::new(),
             };
             let label = format!("{}{}{}", b.id, if baseline { " (baseline)" } else { "" }, mark);
-            pts.push(P { x, y, label, baseline, optimal });
+            let class = if baseline {
+                "base"
+            } else if optimal {
+                "opt"
+            } else {
+                "cur"
+            };
+            pts.push(DataPoint { x, y, label, class: class.into(), hollow: baseline });
         }
     };
     for b in inputs.current {
@@ -295,42 +220,44 @@ fn scatter(inputs: &Inputs) -> Option<Scatter> {
     if pts.is_empty() {
         return None;
     }
-    // PPL is a plain number; the tokens/s formatter prints plain numbers.
-    let x_unit = if pareto { Unit::TokensPerSecond } else { Unit::Seconds };
-    let (x0, x1, xt) = axis(pts.iter().flat_map(|p| p.x), x_unit);
-    let (y0, y1, yt) = axis(pts.iter().flat_map(|p| p.y), Unit::TokensPerSecond);
-    let sx = |v| lin(v, x0, x1, ML, W - MR);
-    let sy = |v| lin(v, y0, y1, H - MB, MT);
-    Some(Scatter {
-        pareto,
-        x_label: if pareto { "perplexity (lower is better)" } else { "time to first token (lower is better)" }.into(),
-        y_label: "decode tok/s (higher is better)".into(),
-        x_ticks: xt.into_iter().map(|(v, label)| Tick { pos: sx(v), label }).collect(),
-        y_ticks: yt.into_iter().map(|(v, label)| Tick { pos: sy(v), label }).collect(),
-        points: pts
-            .into_iter()
-            .map(|p| Point {
-                x: sx(p.x[0]),
-                y: sy(p.y[0]),
-                x_lo: sx(p.x[1]),
-                x_hi: sx(p.x[2]),
-                y_lo: sy(p.y[1]),
-                y_hi: sy(p.y[2]),
-                label: p.label,
-                baseline: p.baseline,
-                optimal: p.optimal,
-            })
-            .collect(),
-    })
+    // PPL is a plain number.
+    let x = if pareto {
+        AxisSpec { label: "perplexity (lower is better)".into(), unit: Unit::Number, scale: Scale::Linear }
+    } else {
+        AxisSpec { label: "time to first token (lower is better)".into(), unit: Unit::Seconds, scale: Scale::Linear }
+    };
+    let caption = if pareto {
+        "Decode tok/s (median, min–max whiskers) against perplexity (± its standard error). Green: on the current \
+         run's Pareto frontier (nothing is both faster and better); blue: dominated; hollow: baseline. Hover a point \
+         for its benchmark and what dominates it."
+    } else {
+        "No result has a perplexity (no [quality] in the config), so time to first token stands in on the x axis. \
+         Medians with min–max whiskers; filled: current, hollow: baseline. Hover a point for its benchmark."
+    };
+    let title = if pareto { "Speed against quality: the Pareto chart" } else { "Speed against a quality axis" };
+    let plot = Plot {
+        id: "pareto".into(),
+        title: title.into(),
+        caption: caption.into(),
+        x,
+        y: AxisSpec {
+            label: "decode tok/s (higher is better)".into(),
+            unit: Unit::TokensPerSecond,
+            scale: Scale::Linear,
+        },
+        series: vec![DataSeries::points("benchmarks".into(), chart::colour(0), pts)],
+        ceilings: Vec::new(),
+    };
+    Some(plot.layout())
 }
 
 /// Inter-token gaps of one run: the median-decode run of the worst benchmark that has per-token times.
-fn latency(inputs: &Inputs) -> Option<Latency> {
+fn latency(inputs: &Inputs) -> Option<XyChart> {
     let gaps = |b: &BenchmarkResult| -> Option<Vec<f64>> {
         let mut runs: Vec<_> = b.runs.iter().filter(|r| r.token_times_s.len() >= 2).collect();
         runs.sort_by(|a, b| a.decode_tps.unwrap_or(0.0).total_cmp(&b.decode_tps.unwrap_or(0.0)));
         let r = runs.get(runs.len() / 2)?;
-        Some(r.token_times_s.windows(2).map(|w| (w[1] - w[0]) * 1e3).collect())
+        Some(r.token_times_s.windows(2).map(|w| w[1] - w[0]).collect())
     };
     let (bench, cur) = inputs
         .report
@@ -339,21 +266,39 @@ fn latency(inputs: &Inputs) -> Option<Latency> {
         .filter_map(|c| inputs.current.iter().find(|b| b.id == c.id))
         .find_map(|b| gaps(b).map(|g| (b, g)))?;
     let base = inputs.baselines.by_id.get(&bench.id).and_then(|b| gaps(&b.benchmark)).unwrap_or_default();
-    let n = cur.len().max(base.len()).max(2);
-    let (y0, y1, yt) = axis(cur.iter().chain(&base).copied().chain([0.0]), Unit::TokensPerSecond);
-    let sx = |i: usize| lin(i as f64, 0.0, (n - 1) as f64, ML, W - MR);
-    let sy = |v: f64| lin(v, y0, y1, H - MB, MT);
-    let line =
-        |g: &[f64]| g.iter().enumerate().map(|(i, v)| format!("{},{}", sx(i), sy(*v))).collect::<Vec<_>>().join(" ");
-    let step = (n / 8).max(1);
-    Some(Latency {
-        id: bench.id.to_string(),
-        current: line(&cur),
-        baseline: line(&base),
-        x_ticks: (0..n).step_by(step).map(|i| Tick { pos: sx(i), label: format!("{}", i + 2) }).collect(),
-        y_ticks: yt.into_iter().map(|(v, _)| Tick { pos: sy(v), label: format!("{v:.1} ms") }).collect(),
-        note: format!("gap before token k (ms), median-decode run, {} tokens", cur.len() + 1),
-    })
+    // Token k (from 2): the gap before it.
+    let line = |label: &str, colour: &str, g: &[f64], dashed: bool| DataSeries {
+        label: label.into(),
+        colour: colour.into(),
+        joined: true,
+        dashed,
+        markers: false,
+        points: g
+            .iter()
+            .enumerate()
+            .map(|(i, v)| DataPoint::new(Spread::exact((i + 2) as f64), Spread::exact(*v), String::new()))
+            .collect(),
+    };
+    let mut series = vec![line("current", chart::colour(0), &cur, false)];
+    if !base.is_empty() {
+        series.insert(0, line("baseline", "#818b98", &base, true));
+    }
+    let plot = Plot {
+        id: "latency".into(),
+        title: "Per-token latency of one run".into(),
+        caption: format!(
+            "{}: gap before token k, median-decode run, {} tokens. Blue: current, dashed grey: baseline.",
+            bench.id,
+            cur.len() + 1
+        ),
+        x: AxisSpec { label: "generated token".into(), unit: Unit::Number, scale: Scale::Linear },
+        y: AxisSpec { label: "gap before the token".into(), unit: Unit::Seconds, scale: Scale::Linear },
+        series,
+        ceilings: Vec::new(),
+    };
+    let mut chart = plot.layout();
+    chart.legend = false;
+    Some(chart)
 }
 
 fn trends(inputs: &Inputs, metrics: &[Metric]) -> (Vec<Trend>, Vec<String>) {
@@ -440,9 +385,7 @@ pub fn render(inputs: &Inputs, metrics: &[Metric]) -> anyhow::Result<String> {
         trends,
         trend_commits,
     };
-    let mut tera = tera::Tera::default();
-    tera.autoescape_on(vec![".html"]);
-    tera.add_raw_template("report.html", TEMPLATE)?;
+    let tera = tera_with_shared("report.html", TEMPLATE)?;
     let context = tera::Context::from_serialize(&ctx)?;
     Ok(tera.render("report.html", &context)?)
 }

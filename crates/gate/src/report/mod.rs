@@ -1,7 +1,9 @@
 //! Renderings of a [`GateReport`]: markdown (terminal, job summary, PR comment), JSON (machines) and HTML (people).
+pub mod chart;
 pub mod html;
 pub mod json;
 pub mod markdown;
+pub mod run;
 
 use tokbench_record::metric::{format_value, Metric};
 

@@ -85,3 +85,43 @@ pub fn compare(dir: &Path, results: &Path, extra: &[&str]) -> Exit {
     args.extend_from_slice(extra);
     run_compare(&<CompareArgs as clap::Parser>::try_parse_from(args).unwrap())
 }
+
+/// A run with the scaling dimensions, built from the real results: two model sizes (synthetic, with the GGUF's
+/// decode traffic) × depths 0, 512, 2048 × prompts of 16 and 256 tokens, a measured bandwidth, rooflines computed
+/// as `tokbench run` does. Decode slows with size and depth, TTFT grows with the prompt.
+pub fn scaling_run() -> RunResults {
+    use tokbench_record::machine::BandwidthProbe;
+    use tokbench_record::roofline::DecodeTraffic;
+    let mut r = real();
+    r.machine.bandwidth =
+        Some(BandwidthProbe { read_bytes_per_s: 18_000_000_000, buffer_bytes: 1 << 30, threads: 2, passes: 10 });
+    let template = r.benchmarks[0].clone();
+    let mut out = Vec::new();
+    for (name, weight_bytes, speed) in [("synth-small", 80_000_000u64, 1.0), ("synth-large", 700_000_000, 0.15)] {
+        for depth in [0usize, 512, 2048] {
+            for pp in [16usize, 256] {
+                let mut b = template.clone();
+                b.id = BenchmarkId::new("llama.cpp", name, "Q4_0", &format!("p{pp}@d{depth}"), 2);
+                b.model.name = name.into();
+                b.model.quantization = "Q4_0".into();
+                b.model.synthetic = Some("shape test".into());
+                b.model.decode_traffic =
+                    Some(DecodeTraffic { weight_bytes, kv_elements_per_context_token: 30 * 2 * 192 });
+                b.prompt.name = format!("p{pp}@d{depth}");
+                b.prompt.prompt_tokens = pp;
+                b.prompt.depth = depth;
+                b.settings.kv_cache_type = Some("f16".into());
+                let slow = speed / (1.0 + depth as f64 / 2048.0);
+                for run in &mut b.runs {
+                    run.decode_tps = run.decode_tps.map(|v| v * slow);
+                    run.ttft_s *= pp as f64 / 15.0 / speed;
+                    run.prompt_tokens = pp;
+                }
+                b.roofline = b.compute_roofline(&r.machine);
+                out.push(b);
+            }
+        }
+    }
+    r.benchmarks = out;
+    r
+}
