@@ -51,7 +51,7 @@ enum Command {
         args: Vec<String>,
     },
     /// Side by side with llama.cpp's own llama-bench (built from the llama-cpp-python sdist): prefill at -p 512 and
-    /// decode at -n 128 -d 512, alternating runs, medians and ratios.
+    /// decode of 128 tokens at depths 0, 512, 2048, 4096 (-d), alternating runs, medians and ratios.
     VsLlamaBench(peers::VsArgs),
     /// Side by side with llama.cpp's own llama-perplexity (built from the llama-cpp-python sdist): same model, corpus
     /// and n_ctx; PPL difference and scoring tokens/s ratio.

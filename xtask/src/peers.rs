@@ -2,8 +2,10 @@
 //! the PyPI `llama-cpp-python` sdist vendors (cached under ~/.cache/tokbench/peers, never in the repo), then runs it
 //! and `tokbench run` alternately on the same file and threads, and reports medians and ratios:
 //!   prefill: tokbench `--prompt-tokens 512` prefill t/s  vs  llama-bench `-p 512 -n 0`
-//!   decode:  tokbench decode t/s of 128 tokens after that 512-token prompt  vs  llama-bench `-p 0 -n 128 -d 512`
-//! (same context depth: decode slows as the cache fills), both with the 640-token context llama-bench allocates.
+//!   decode:  tokbench `--depth D --prompt-tokens 1 --gen-tokens 128` decode t/s  vs  llama-bench
+//!            `-p 0 -n 128 -d D`, at each D of `--depths` (default 0, 512, 2048, 4096: decode slows as the cache
+//!            fills, so only the same depth compares)
+//! each with the context llama-bench allocates for that test (prompt + generated + depth).
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -26,9 +28,12 @@ pub struct VsArgs {
     /// Threads for both tools; default: physical cores.
     #[arg(long)]
     threads: Option<usize>,
-    /// Alternating rounds; each round runs both tools once.
+    /// Alternating rounds; each round runs both tools once per test.
     #[arg(long, default_value_t = 5)]
     rounds: usize,
+    /// Depths of the decode comparison (llama-bench's -d): tokens in the KV cache before the 128 generated.
+    #[arg(long, value_delimiter = ',', default_value = "0,512,2048,4096")]
+    depths: Vec<usize>,
     /// Repetitions inside each tool invocation (llama-bench -r, tokbench --runs).
     #[arg(long, default_value_t = 3)]
     reps: usize,
@@ -162,6 +167,7 @@ fn llama_bench_tps(json: &str) -> Result<(f64, Value)> {
 }
 
 pub fn vs_llama_bench(args: &VsArgs) -> Result<()> {
+    ensure!(!args.depths.is_empty(), "--depths is empty: give at least one depth, e.g. 0,512,2048,4096");
     let model = model_or_default(args.model.as_ref(), &args.config)?;
     let threads = args.threads.unwrap_or_else(tokbench_core::machine::default_threads);
     let llama_bench = build_peer_tool(&args.llama_cpp_python, "llama-bench")?;
@@ -170,75 +176,81 @@ pub fn vs_llama_bench(args: &VsArgs) -> Result<()> {
     std::fs::create_dir_all(&scratch)?;
     let (t, reps, m) = (threads.to_string(), args.reps.to_string(), model.as_os_str());
 
-    let (mut ours_pp, mut ours_tg, mut theirs_pp, mut theirs_tg) = (vec![], vec![], vec![], vec![]);
+    // One llama-bench test: `-p P -n N -d D`, the median of its repetitions' tokens/s.
+    let llama_bench_test = |p: usize, n: usize, d: usize| -> Result<(f64, Value)> {
+        let mut c = Command::new(&llama_bench);
+        c.arg("-m").arg(m).args(["-t", &t, "-r", &reps, "-o", "json"]);
+        c.args(["-p", &p.to_string(), "-n", &n.to_string(), "-d", &d.to_string()]);
+        llama_bench_tps(&output(&mut c)?)
+    };
+    // One tokbench benchmark (its own process, as a user runs it): `--prompt-tokens P --gen-tokens N --depth D`,
+    // with the context llama-bench gives the same test (prompt + generated + depth: a larger context makes
+    // llama.cpp's decode a few percent slower). Returns prefill and decode medians and the engine line.
+    let tokbench_test = |name: &str, p: usize, n: usize, d: usize| -> Result<(f64, Option<f64>, String)> {
+        let out = scratch.join(format!("{name}.json"));
+        let (p_s, n_s, d_s, ctx) = (p.to_string(), n.to_string(), d.to_string(), (p + n).to_string());
+        run(Command::new(&tokbench)
+            .arg("run")
+            .arg("--model")
+            .arg(m)
+            .args(["--threads", &t, "--prompt-tokens", &p_s, "--gen-tokens", &n_s, "--depth", &d_s])
+            // tokbench grows the context by the depth: --ctx-size is the budget of prompt + generation.
+            .args(["--ctx-size", &ctx, "--warmup", "1", "--runs", &reps, "--no-quality", "--quiet"])
+            .arg("--output")
+            .arg(&out)
+            .stdout(std::process::Stdio::null()))?;
+        let results = RunResults::read(&out)?;
+        let b = results.benchmarks.first().ok_or_else(|| anyhow!("tokbench wrote no benchmark ({name})"))?;
+        let decode = b.summary.get(&Metric::DecodeTps).map(|s| s.median);
+        Ok((b.summary[&Metric::PrefillTps].median, decode, format!("{} [{}]", b.engine.version, b.engine.build_info)))
+    };
+
+    let depths = &args.depths;
+    let (mut ours_pp, mut theirs_pp) = (vec![], vec![]);
+    let (mut ours_tg, mut theirs_tg) = (vec![vec![]; depths.len()], vec![vec![]; depths.len()]);
     let (mut their_info, mut our_engine) = (Value::Null, String::new());
     for round in 0..args.rounds {
-        let llama_bench_round = |pp: &mut Vec<f64>, tg: &mut Vec<f64>, info: &mut Value| -> Result<()> {
-            let common = |c: &mut Command| {
-                c.arg("-m").arg(m).args(["-t", &t, "-r", &reps, "-o", "json"]);
-            };
-            let mut c = Command::new(&llama_bench);
-            common(&mut c);
-            let (v, test) = llama_bench_tps(&output(c.args(["-p", "512", "-n", "0"]))?)?;
-            pp.push(v);
-            let mut c = Command::new(&llama_bench);
-            common(&mut c);
-            tg.push(llama_bench_tps(&output(c.args(["-p", "0", "-n", "128", "-d", "512"]))?)?.0);
-            *info = test;
-            Ok(())
-        };
-        let tokbench_round = |pp: &mut Vec<f64>, tg: &mut Vec<f64>, engine: &mut String| -> Result<()> {
-            let out = scratch.join(format!("round-{round}.json"));
-            run(Command::new(&tokbench)
-                .arg("run")
-                .arg("--model")
-                .arg(m)
-                .args([
-                    "--threads",
-                    &t,
-                    "--prompt-tokens",
-                    "512",
-                    "--gen-tokens",
-                    "128",
-                    // llama-bench sizes each test's context to prompt + generated + depth tokens (640 here); a
-                    // larger context makes llama.cpp's decode a few percent slower, so use the same.
-                    "--ctx-size",
-                    "640",
-                    "--warmup",
-                    "1",
-                    "--runs",
-                    &reps,
-                    "--quiet",
-                ])
-                .arg("--output")
-                .arg(&out)
-                .stdout(std::process::Stdio::null()))?;
-            let results = RunResults::read(&out)?;
-            let b = results.benchmarks.first().ok_or_else(|| anyhow!("tokbench wrote no benchmark"))?;
-            pp.push(b.summary[&Metric::PrefillTps].median);
-            tg.push(b.summary[&Metric::DecodeTps].median);
-            *engine = format!("{} [{}]", b.engine.version, b.engine.build_info);
-            Ok(())
-        };
         // Alternate who goes first, so drift in machine state (heat, other load) does not favour one tool.
-        if round % 2 == 0 {
-            llama_bench_round(&mut theirs_pp, &mut theirs_tg, &mut their_info)?;
-            tokbench_round(&mut ours_pp, &mut ours_tg, &mut our_engine)?;
-        } else {
-            tokbench_round(&mut ours_pp, &mut ours_tg, &mut our_engine)?;
-            llama_bench_round(&mut theirs_pp, &mut theirs_tg, &mut their_info)?;
+        let ours_first = round % 2 == 1;
+        // Prefill: pp512 against a 512-token prompt (one generated token).
+        for ours in [ours_first, !ours_first] {
+            if ours {
+                let (pp, _, engine) = tokbench_test(&format!("round-{round}-pp512"), 512, 1, 0)?;
+                ours_pp.push(pp);
+                our_engine = engine;
+            } else {
+                let (pp, info) = llama_bench_test(512, 0, 0)?;
+                theirs_pp.push(pp);
+                their_info = info;
+            }
         }
+        // Decode: tg128 at depth D against 128 tokens after a 1-token prompt at depth D (tokbench's prompt needs
+        // a token; llama-bench's tg test starts from one too).
+        for (i, &d) in depths.iter().enumerate() {
+            for ours in [ours_first, !ours_first] {
+                if ours {
+                    let (_, tg, _) = tokbench_test(&format!("round-{round}-tg128-d{d}"), 1, 128, d)?;
+                    ours_tg[i].push(tg.ok_or_else(|| anyhow!("tokbench measured no decode at depth {d}"))?);
+                } else {
+                    theirs_tg[i].push(llama_bench_test(0, 128, d)?.0);
+                }
+            }
+        }
+        let per_depth: Vec<String> = depths
+            .iter()
+            .enumerate()
+            .map(|(i, d)| format!("d{d} {:.2} vs {:.2}", ours_tg[i][round], theirs_tg[i][round]))
+            .collect();
         eprintln!(
-            "round {}/{}: prefill {:.1} vs {:.1} t/s, decode {:.2} vs {:.2} t/s (tokbench vs llama-bench)",
+            "round {}/{}: prefill {:.1} vs {:.1} t/s; decode t/s {} (tokbench vs llama-bench)",
             round + 1,
             args.rounds,
             ours_pp[round],
             theirs_pp[round],
-            ours_tg[round],
-            theirs_tg[round]
+            per_depth.join(", ")
         );
     }
-    let (op, tp, ot, tt) = (median(&ours_pp), median(&theirs_pp), median(&ours_tg), median(&theirs_tg));
+    let (op, tp) = (median(&ours_pp), median(&theirs_pp));
     let their_version = format!(
         "llama-cpp-python {} vendored llama.cpp (build {} {})",
         args.llama_cpp_python, their_info["build_number"], their_info["build_commit"]
@@ -246,7 +258,14 @@ pub fn vs_llama_bench(args: &VsArgs) -> Result<()> {
     println!("| metric | tokbench | llama-bench | ratio |");
     println!("|---|---:|---:|---:|");
     println!("| prefill t/s, 512-token prompt (pp512) | {op:.1} | {tp:.1} | {:.3} |", op / tp);
-    println!("| decode t/s, 128 tokens at depth 512 (tg128 -d 512) | {ot:.2} | {tt:.2} | {:.3} |", ot / tt);
+    let mut decode_rows = Vec::new();
+    for (i, d) in depths.iter().enumerate() {
+        let (ot, tt) = (median(&ours_tg[i]), median(&theirs_tg[i]));
+        println!("| decode t/s, 128 tokens at depth {d} (tg128 -d {d}) | {ot:.2} | {tt:.2} | {:.3} |", ot / tt);
+        decode_rows.push(serde_json::json!({
+            "depth": d, "tokbench_tps": ours_tg[i], "llama_bench_tps": theirs_tg[i], "ratio": ot / tt,
+        }));
+    }
     println!();
     println!(
         "medians of {} alternating rounds × {} repetitions, {threads} threads, {}",
@@ -258,11 +277,13 @@ pub fn vs_llama_bench(args: &VsArgs) -> Result<()> {
     println!("llama-bench: {their_version}");
     let report = serde_json::json!({
         "model": model, "threads": threads, "rounds": args.rounds, "reps": args.reps,
-        "tokbench": { "engine": our_engine, "prefill_tps": ours_pp, "decode_tps": ours_tg },
-        "llama_bench": { "version": their_version, "prefill_tps": theirs_pp, "decode_tps": theirs_tg, "last_test": their_info },
-        "ratio": { "prefill": op / tp, "decode": ot / tt },
+        "tokbench": { "engine": our_engine, "prefill_tps": ours_pp },
+        "llama_bench": { "version": their_version, "prefill_tps": theirs_pp, "last_test": their_info },
+        "ratio": { "prefill": op / tp },
+        "decode": decode_rows,
     });
     write_json_atomic(&scratch.join("report.json"), &report)?;
+    println!("report: {}", scratch.join("report.json").display());
     Ok(())
 }
 
