@@ -217,6 +217,19 @@ pub fn matrix_of(config: &Config, config_dir: &Path, args: &RunArgs) -> Result<M
     let mut depths = flag_or(&args.depth, &run.depths);
     depths.dedup();
     let mut load = run.load_options(threads[0]);
+    // Long exact-length prompts (-p 4096, 8192: up to a model's trained context) grow the context to fit prompt +
+    // generation, unless --ctx-size asks for a size explicitly (then a prompt that does not fit fails with the fix).
+    if args.ctx_size.is_none() {
+        let longest = prompts
+            .iter()
+            .filter_map(|p| match p {
+                PromptSpec::Length { prompt_tokens, gen_tokens } => Some(prompt_tokens + gen_tokens),
+                PromptSpec::Text { .. } => None,
+            })
+            .max()
+            .unwrap_or(0);
+        load.ctx_size = load.ctx_size.max(u32::try_from(longest).context("--prompt-tokens is too large")?);
+    }
     let deepest = depths.iter().copied().max().unwrap_or(0);
     load.ctx_size = load.ctx_size.checked_add(u32::try_from(deepest)?).context("--depth is too large")?;
     Ok(Matrix {
@@ -277,6 +290,19 @@ mod tests {
 
     fn args() -> RunArgs {
         RunArgs { model: vec!["m.gguf".into()], ..RunArgs::default() }
+    }
+
+    #[test]
+    fn long_prompts_grow_the_context_unless_ctx_size_is_given_and_depth_adds_to_it() {
+        let (config, dir) = (Config::default(), Path::new("."));
+        let long = RunArgs { prompt_tokens: vec![512, 8192], gen_tokens: vec![128], ..args() };
+        assert_eq!(matrix_of(&config, dir, &long).unwrap().load.ctx_size, 8192 + 128);
+        let deep = RunArgs { depth: vec![0, 1024], ..long };
+        assert_eq!(matrix_of(&config, dir, &deep).unwrap().load.ctx_size, 8192 + 128 + 1024);
+        let pinned = RunArgs { ctx_size: Some(4096), ..deep };
+        assert_eq!(matrix_of(&config, dir, &pinned).unwrap().load.ctx_size, 4096 + 1024);
+        // Short prompts keep the default.
+        assert_eq!(matrix_of(&config, dir, &args()).unwrap().load.ctx_size, RunConfig::default().ctx_size);
     }
 
     #[test]
