@@ -120,6 +120,10 @@ pub struct MetricComparison {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Confirmation {
     pub samples: Vec<f64>,
+    /// The base side's fresh samples when it re-ran too (the A/B mode's paired confirmation rounds); empty when the
+    /// re-run was judged against the baseline's original samples (`--confirm`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub baseline_samples: Vec<f64>,
     pub judgement: Judgement,
 }
 
@@ -476,7 +480,7 @@ impl GateReport {
                 let s = samples(f, m.metric);
                 let j = judge(&m.baseline, &s, m.metric.better(), m.threshold, config.alpha);
                 m.verdict = j.verdict;
-                m.confirmation = Some(Confirmation { samples: s, judgement: j });
+                m.confirmation = Some(Confirmation { samples: s, baseline_samples: Vec::new(), judgement: j });
             }
             b.verdict = worst(b.metrics.iter().map(|m| m.verdict));
         }
@@ -511,7 +515,7 @@ impl GateReport {
                 }
                 let j = judge_paired(&x, &y, m.metric.better(), m.threshold, config.alpha);
                 m.verdict = j.verdict;
-                m.confirmation = Some(Confirmation { samples: y, judgement: j });
+                m.confirmation = Some(Confirmation { samples: y, baseline_samples: x, judgement: j });
             }
             b.verdict = worst(b.metrics.iter().map(|m| m.verdict));
         }

@@ -141,7 +141,12 @@ fn a_ten_percent_slower_head_fails_while_the_machine_slows_down_under_both() {
     for m in report.benchmarks.iter().flat_map(|b| &b.metrics).filter(|m| m.metric == Metric::DecodeTps) {
         let c = m.confirmation.as_ref().expect("confirmed");
         assert_eq!((m.current.len(), c.samples.len(), c.judgement.verdict), (9, 9, Verdict::Regressed));
+        assert_eq!(c.baseline_samples.len(), 9, "the base's fresh rounds are kept beside the head's");
     }
+    // The markdown shows both sides' re-run medians, not the head's alone.
+    let md = tokbench_gate::report::markdown::render(&report);
+    let row = md.lines().find(|l| l.contains("decode") && l.contains("regressed")).unwrap();
+    assert_eq!(row.matches("(re-run: ").count(), 2, "{row}");
     for m in report.benchmarks.iter().flat_map(|b| &b.metrics).filter(|m| m.metric == Metric::DecodeTps) {
         let change = m.judgement.as_ref().unwrap().rel_change.unwrap();
         assert!((change + 0.10).abs() < 0.02, "estimated {change}");

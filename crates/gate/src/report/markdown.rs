@@ -33,9 +33,17 @@ fn row(out: &mut String, b: &BenchmarkComparison, m: &MetricComparison) {
         Some(j) => (change_text(m.metric, j), interval_text(m.metric, j)),
         None => ("—".into(), "—".into()),
     };
-    let current = match &m.confirmation {
-        Some(c) => format!("{} (re-run: {})", median_text(m.metric, &m.current), median_text(m.metric, &c.samples)),
-        None => median_text(m.metric, &m.current),
+    // A re-run's medians beside the first pass's: both sides' when the base re-ran too (A/B), else the head's.
+    let (baseline, current) = match &m.confirmation {
+        Some(c) if !c.baseline_samples.is_empty() => (
+            format!("{} (re-run: {})", median_text(m.metric, &m.baseline), median_text(m.metric, &c.baseline_samples)),
+            format!("{} (re-run: {})", median_text(m.metric, &m.current), median_text(m.metric, &c.samples)),
+        ),
+        Some(c) => (
+            median_text(m.metric, &m.baseline),
+            format!("{} (re-run: {})", median_text(m.metric, &m.current), median_text(m.metric, &c.samples)),
+        ),
+        None => (median_text(m.metric, &m.baseline), median_text(m.metric, &m.current)),
     };
     let n = format!("{}→{}", m.baseline.len(), m.confirmation.as_ref().map_or(m.current.len(), |c| c.samples.len()));
     let _ = writeln!(
@@ -45,7 +53,7 @@ fn row(out: &mut String, b: &BenchmarkComparison, m: &MetricComparison) {
         m.label,
         m.verdict.emoji(),
         m.verdict.key(),
-        median_text(m.metric, &m.baseline),
+        baseline,
         current,
         change,
         interval,
