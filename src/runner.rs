@@ -407,8 +407,10 @@ pub fn run(matrix: &Matrix, results: &mut RunResults, progress: Progress, checkp
     let started = Instant::now();
     let show_progress = progress != Progress::Quiet;
     // Quality is scored in-process (servers expose no logits to score with); a run of servers only skips it.
-    let quality = match (&matrix.quality, matrix.in_process_backends().next()) {
-        (Some(plan), Some(backend)) => Some(prepare_quality(matrix, backend, plan)?),
+    // Synthetic models are never scored: a matrix of them alone needs no corpus and no KL-divergence base.
+    let scores_some_model = matrix.models.iter().any(|m| !is_synthetic(&m.path));
+    let quality = match (&matrix.quality, matrix.in_process_backends().next(), scores_some_model) {
+        (Some(plan), Some(backend), true) => Some(prepare_quality(matrix, backend, plan)?),
         _ => None,
     };
     // Scored once per backend × model (the first thread count that runs it), then shared by its benchmarks.
@@ -533,6 +535,11 @@ pub fn run(matrix: &Matrix, results: &mut RunResults, progress: Progress, checkp
             Ok(())
         },
     )
+}
+
+/// A GGUF that `tokbench synth` wrote (an unreadable file is not: its error comes when it is loaded).
+pub fn is_synthetic(path: &std::path::Path) -> bool {
+    tokbench_core::gguf::validate(path).ok().and_then(|info| tokbench_core::synth::stamp(&info, path)).is_some()
 }
 
 /// The runner's error once a signal arrived (`main` then exits with 128 + the signal, after the clean-ups).

@@ -99,6 +99,16 @@ fn a_synthetic_smollm2_has_the_real_files_tensor_table_and_runs_as_synthetic_wit
     assert!(html.contains(&format!(">{pct:.0}%</td>")), "the roofline's % of measured is not in the table");
     let (ok, log) = tokbench(&["report", "missing.json"], dir.path());
     assert!(!ok && log.contains("missing.json does not exist"), "{log}");
+
+    // Synthetic models are never scored, so a matrix of them needs no quality inputs: a config whose corpus is
+    // missing still runs them (it used to fail preparing the corpus and KL-divergence base first).
+    let config = "[run]\nmodels = [\"s\"]\n\n[[model]]\nname = \"s\"\nfile = \"s.gguf\"\nurl = \"http://127.0.0.1:9/s.gguf\"\nsha256 = \"{}\"\n\n\
+                  [quality]\ncorpus = \"no-such-corpus.txt\"\n";
+    std::fs::write(dir.path().join("q.toml"), config.replace("{}", &"0".repeat(64))).unwrap();
+    let args = ["run", "--config", "q.toml", "-m", synth.to_str().unwrap(), "-p", "8", "-n", "4", "--runs", "1"];
+    let (ok, log) = tokbench(&[&args[..], &["--warmup", "0", "-t", "2", "-o", "q.json"]].concat(), dir.path());
+    assert!(ok, "{log}");
+    assert!(RunResults::read(&dir.path().join("q.json")).unwrap().benchmarks[0].quality.is_none());
 }
 
 #[test]

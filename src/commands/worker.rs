@@ -153,9 +153,9 @@ impl Worker {
                 .with_context(|| format!("loading {} with {}", slot.model_ref.name, slot.backend))?;
             let quality_key = (slot.backend.clone(), slot.model_info.name.clone());
             let can = registry::capabilities(&slot.backend, &self.matrix.servers).expect("a backend of the matrix");
-            if let (Some(plan), true, false) =
-                (&self.matrix.quality, can.scores_quality, self.scored.contains_key(&quality_key))
-            {
+            // A synthetic model's text is noise: its quality is never scored (as `tokbench run`).
+            let scores = can.scores_quality && slot.model_info.synthetic.is_none();
+            if let (Some(plan), true, false) = (&self.matrix.quality, scores, self.scored.contains_key(&quality_key)) {
                 if self.quality.is_none() {
                     self.quality = Some(runner::prepare_quality(&self.matrix, &slot.backend, plan)?);
                 }

@@ -40,6 +40,10 @@ pub struct VsArgs {
     /// llama-cpp-python sdist whose vendored llama.cpp builds llama-bench.
     #[arg(long, default_value = PEER_SDIST_VERSION)]
     llama_cpp_python: String,
+    /// A llama-bench binary to use instead of building one from the sdist, e.g. one built from the llama.cpp tree
+    /// that llama-cpp-sys-2 ships, so both sides run the same ggml (docs/measurements.md shows how).
+    #[arg(long)]
+    llama_bench: Option<PathBuf>,
 }
 
 /// The llama-cpp-python sdist whose vendored llama.cpp builds the peers (llama-bench, llama-perplexity,
@@ -170,7 +174,13 @@ pub fn vs_llama_bench(args: &VsArgs) -> Result<()> {
     ensure!(!args.depths.is_empty(), "--depths is empty: give at least one depth, e.g. 0,512,2048,4096");
     let model = model_or_default(args.model.as_ref(), &args.config)?;
     let threads = args.threads.unwrap_or_else(tokbench_core::machine::default_threads);
-    let llama_bench = build_peer_tool(&args.llama_cpp_python, "llama-bench")?;
+    let llama_bench = match &args.llama_bench {
+        Some(path) => {
+            ensure!(path.is_file(), "--llama-bench {}: no such file", path.display());
+            path.clone()
+        }
+        None => build_peer_tool(&args.llama_cpp_python, "llama-bench")?,
+    };
     let tokbench = release_tokbench()?;
     let scratch = PathBuf::from("target/tokbench/vs-llama-bench");
     std::fs::create_dir_all(&scratch)?;
@@ -251,10 +261,15 @@ pub fn vs_llama_bench(args: &VsArgs) -> Result<()> {
         );
     }
     let (op, tp) = (median(&ours_pp), median(&theirs_pp));
-    let their_version = format!(
-        "llama-cpp-python {} vendored llama.cpp (build {} {})",
-        args.llama_cpp_python, their_info["build_number"], their_info["build_commit"]
-    );
+    let their_version = match &args.llama_bench {
+        Some(path) => {
+            format!("{} (build {} {})", path.display(), their_info["build_number"], their_info["build_commit"])
+        }
+        None => format!(
+            "llama-cpp-python {} vendored llama.cpp (build {} {})",
+            args.llama_cpp_python, their_info["build_number"], their_info["build_commit"]
+        ),
+    };
     println!("| metric | tokbench | llama-bench | ratio |");
     println!("|---|---:|---:|---:|");
     println!("| prefill t/s, 512-token prompt (pp512) | {op:.1} | {tp:.1} | {:.3} |", op / tp);
