@@ -17,7 +17,7 @@ fn a_scaling_run_draws_every_chart_and_its_table() {
         assert!(html.contains(&format!("<figure class=\"chart\" id=\"{id}\">")), "no {id} chart");
     }
     // No perplexity in these results: the Pareto chart says what would draw it.
-    assert!(!html.contains("id=\"pareto\"") && html.contains("The Pareto chart needs perplexities"));
+    assert!(!html.contains("id=\"pareto\"") && html.contains("synthetic models are never scored"));
     // 12 benchmarks in the table, the roofline's percentage of the measured 18 GB/s in it, the ceiling drawn.
     assert_eq!(html.matches("<td class=\"id\">").count(), 12);
     assert!(html.contains("measured 18.0 GB/s"), "no ceiling label");
@@ -37,6 +37,11 @@ fn one_depth_and_one_size_leave_those_charts_out_with_the_reason() {
     assert!(!html.contains("id=\"decode-vs-depth\"") && html.contains("run with --depth 0,512,2048"));
     assert!(!html.contains("id=\"size-vs-speed\"") && html.contains("two model sizes or more"));
     assert!(html.contains("id=\"roofline\""));
+    // Real models without perplexities: the fix is the config's [quality].
+    let mut real_models = scaling_run();
+    real_models.benchmarks.iter_mut().for_each(|b| b.model.synthetic = None);
+    let html = page(vec![RunInput { label: "r.json".into(), results: real_models }]);
+    assert!(html.contains("add a [quality] section to the config"));
 }
 
 #[test]

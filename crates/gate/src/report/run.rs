@@ -589,10 +589,12 @@ pub fn render(runs: &[RunInput], generated_at: String) -> anyhow::Result<String>
         Some(c) => charts.push(c),
         None => missing.push(why.to_string()),
     };
-    add(
-        pareto(&items),
-        "The Pareto chart needs perplexities: add a [quality] section to the config (not --no-quality).",
-    );
+    let pareto_why = if items.iter().all(|it| it.b.model.synthetic.is_some()) {
+        "The Pareto chart needs perplexities, and synthetic models are never scored (their text is noise)."
+    } else {
+        "The Pareto chart needs perplexities: add a [quality] section to the config (not --no-quality)."
+    };
+    add(pareto(&items), pareto_why);
     add(ttft_vs_prompt(&items), "TTFT against prompt length needs a benchmark with a TTFT.");
     add(
         decode_vs_depth(&items),
