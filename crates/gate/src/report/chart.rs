@@ -41,10 +41,17 @@ pub fn tick_label(unit: Unit, v: f64) -> String {
     }
 }
 
+/// The smallest and largest of the finite `values`; (∞, −∞) when there are none.
+pub fn extent(values: impl IntoIterator<Item = f64>) -> (f64, f64) {
+    values
+        .into_iter()
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)))
+}
+
 /// Axis range with a little padding, and ~5 round ticks.
 pub fn axis(values: impl Iterator<Item = f64>, unit: Unit) -> (f64, f64, Vec<(f64, String)>) {
-    let (mut lo, mut hi) =
-        values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    let (mut lo, mut hi) = extent(values);
     if !lo.is_finite() {
         (lo, hi) = (0.0, 1.0);
     }
@@ -69,9 +76,7 @@ pub fn axis(values: impl Iterator<Item = f64>, unit: Unit) -> (f64, f64, Vec<(f6
 
 /// A log axis over the positive values: padded by a few percent, ticks at 1, 2, 5 × 10^k (thinned to ≤ 8).
 fn log_axis(values: impl Iterator<Item = f64>, unit: Unit) -> (f64, f64, Vec<(f64, String)>) {
-    let (mut lo, mut hi) = values
-        .filter(|v| v.is_finite() && *v > 0.0)
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    let (mut lo, mut hi) = extent(values.filter(|v| *v > 0.0));
     if !lo.is_finite() {
         (lo, hi) = (1.0, 10.0);
     }
@@ -114,9 +119,7 @@ pub enum Scale {
 impl Scale {
     /// Log when the values span a factor of 8 or more (prompt lengths 16…8192, model sizes 0.1…13 B).
     pub fn fit(values: impl Iterator<Item = f64>) -> Scale {
-        let (lo, hi) = values
-            .filter(|v| v.is_finite() && *v > 0.0)
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+        let (lo, hi) = extent(values.filter(|v| *v > 0.0));
         if lo.is_finite() && hi / lo >= 8.0 {
             Scale::Log
         } else {
@@ -202,7 +205,7 @@ impl Spread {
         if xs.is_empty() {
             return None;
         }
-        let (lo, hi) = xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+        let (lo, hi) = extent(xs.iter().copied());
         Some(Spread { mid: tokbench_record::summary::median(&xs), lo, hi })
     }
 }

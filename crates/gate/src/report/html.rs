@@ -311,8 +311,7 @@ fn trends(inputs: &Inputs, metrics: &[Metric]) -> (Vec<Trend>, Vec<String>) {
         .into_iter()
         .filter(|s| !s.values.is_empty())
         .map(|s| {
-            let (lo, hi) =
-                s.values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), (_, v)| (a.min(*v), b.max(*v)));
+            let (lo, hi) = chart::extent(s.values.iter().map(|(_, v)| *v));
             let sx = |i: usize| lin(i as f64, 0.0, (n - 1) as f64, 6.0, 214.0);
             let sy = |v: f64| lin(v, lo, hi, 56.0, 8.0);
             let unit = s.metric.unit();

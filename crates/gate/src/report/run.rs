@@ -463,7 +463,7 @@ fn roofline(items: &[Item]) -> Option<XyChart> {
         return None;
     }
     let xs: Vec<f64> = pts.iter().map(|p| p.1.x.mid).collect();
-    let (x_lo, x_hi) = xs.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| (a.min(v), b.max(v)));
+    let (x_lo, x_hi) = chart::extent(xs.iter().copied());
     let scale = Scale::fit(xs.iter().copied());
     let ceilings = bandwidths(items)
         .into_iter()
