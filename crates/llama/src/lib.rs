@@ -1,6 +1,7 @@
 //! llama.cpp in-process, through `llama-cpp-2`. CPU everywhere, Metal on macOS (enabled by target in Cargo.toml),
 //! CUDA with the `cuda` feature. Build flags are chosen in `.cargo/config.toml` (native CPU, as llama.cpp's own
 //! tools build) and reported per result through llama.cpp's system-info line.
+pub mod device_bandwidth;
 pub mod quantize;
 
 use std::ffi::CStr;
@@ -32,8 +33,8 @@ pub struct LlamaCpp {
     backend: &'static LlamaBackend,
 }
 
-/// llama.cpp's backend may be initialised once per process.
-fn global_backend() -> Result<&'static LlamaBackend> {
+/// llama.cpp's backend may be initialised once per process; everything that loads a model here shares this one.
+pub fn shared_backend() -> Result<&'static LlamaBackend> {
     static BACKEND: OnceLock<LlamaBackend> = OnceLock::new();
     if let Some(b) = BACKEND.get() {
         return Ok(b);
@@ -48,7 +49,7 @@ fn global_backend() -> Result<&'static LlamaBackend> {
 
 impl LlamaCpp {
     pub fn new() -> Result<LlamaCpp> {
-        Ok(LlamaCpp { backend: global_backend()? })
+        Ok(LlamaCpp { backend: shared_backend()? })
     }
 
     /// llama.cpp's own account of its build, e.g. `CPU : SSE3 = 1 | AVX = 1 | AVX2 = 1 | F16C = 1 | FMA = 1 | ...`.
@@ -101,10 +102,13 @@ impl Backend for LlamaCpp {
             )
         })?;
         let n_ctx_train = model.n_ctx_train();
-        let eog: Vec<LlamaLogitBias> = {
+        let eog_sorted: Vec<u32> = {
             let vocab = model.vocab();
-            vocab.tokens().filter(|t| vocab.is_eog(*t)).map(|t| LlamaLogitBias::new(t, f32::NEG_INFINITY)).collect()
+            let mut eog: Vec<u32> = vocab.tokens().filter(|t| vocab.is_eog(*t)).map(|t| t.0 as u32).collect();
+            eog.sort_unstable();
+            eog
         };
+        let eog = eog_sorted.iter().map(|&t| LlamaLogitBias::new(LlamaToken(t as i32), f32::NEG_INFINITY)).collect();
         let ctx_params = context_params(options, options.ctx_size, options.batch, 1)?;
         let backend = self.backend;
         let cell = ModelAndContext::try_new(model, |model| {
@@ -123,6 +127,7 @@ impl Backend for LlamaCpp {
             backend,
             options: options.clone(),
             eog_bias: eog,
+            eog_sorted,
             n_ctx,
             n_batch,
             n_ctx_train,
@@ -166,6 +171,8 @@ struct LlamaLoaded {
     options: LoadOptions,
     /// −∞ logit bias on every end-of-generation token: runs always produce exactly the requested count.
     eog_bias: Vec<LlamaLogitBias>,
+    /// The same tokens, sorted, for greedy decoding's own pick ([`greedy_pick`]).
+    eog_sorted: Vec<u32>,
     n_ctx: usize,
     n_batch: usize,
     n_ctx_train: u32,
@@ -173,19 +180,82 @@ struct LlamaLoaded {
     depth: usize,
 }
 
-impl LlamaLoaded {
-    fn sampler(&self, sampling: Sampling) -> LlamaSampler {
-        let n_vocab = self.cell.borrow_owner().n_vocab();
-        let mut chain = vec![LlamaSampler::logit_bias(n_vocab, &self.eog_bias)];
-        if sampling.is_greedy() {
-            chain.push(LlamaSampler::greedy());
-        } else {
-            chain.push(LlamaSampler::top_p(sampling.top_p, 1));
-            chain.push(LlamaSampler::temp(sampling.temperature));
-            chain.push(LlamaSampler::dist(sampling.seed));
+/// Greedy decoding's token, as llama.cpp's `logit_bias(−∞ on every end-of-generation token) + greedy` chain picks
+/// it: the first index of the highest logit among tokens not in `eog_sorted` (sorted ascending). `None` when every
+/// allowed logit is −∞ or NaN. tokbench picks greedy tokens itself because llama.cpp's sampler API first copies all
+/// n_vocab logits into a candidate array (0.16–0.18 ms a token for SmolLM2's 49,152, measured): a cost of that
+/// API, not of greedy decoding, and one llama-bench's decode does not pay. Sampled decoding keeps llama.cpp's chain.
+pub fn greedy_pick(logits: &[f32], eog_sorted: &[u32]) -> Option<u32> {
+    // Fast path: the maximum over all logits in lanes the compiler vectorises, then its first index; only when that
+    // index is an end-of-generation token does the exact scan with exclusions run.
+    const LANES: usize = 16;
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let chunks = logits.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for (m, &x) in lanes.iter_mut().zip(chunk) {
+            *m = if x > *m { x } else { *m };
         }
-        LlamaSampler::chain_simple(chain)
     }
+    let max = lanes.iter().chain(tail).fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m });
+    if max > f32::NEG_INFINITY {
+        let first = logits.iter().position(|&x| x == max)?;
+        if eog_sorted.binary_search(&(first as u32)).is_err() {
+            return Some(first as u32);
+        }
+    }
+    let mut best: Option<(usize, f32)> = None;
+    for (i, &x) in logits.iter().enumerate() {
+        if x > best.map_or(f32::NEG_INFINITY, |(_, b)| b) && eog_sorted.binary_search(&(i as u32)).is_err() {
+            best = Some((i, x));
+        }
+    }
+    best.map(|(i, _)| i as u32)
+}
+
+/// How a generation picks each token: tokbench's own argmax for greedy decoding, llama.cpp's sampler chain otherwise.
+enum TokenPicker<'a> {
+    Greedy { eog_sorted: &'a [u32] },
+    Chain(LlamaSampler),
+}
+
+impl TokenPicker<'_> {
+    /// The token for the logits of batch row `row` (the row must have been decoded with logits requested).
+    fn pick(&mut self, ctx: &LlamaContext<'_>, row: i32) -> Result<LlamaToken> {
+        match self {
+            TokenPicker::Greedy { eog_sorted } => greedy_pick(ctx.get_logits_ith(row), eog_sorted)
+                .map(|t| LlamaToken(t as i32))
+                .ok_or_else(|| anyhow!("every logit that is not end-of-generation is -inf or NaN: the model diverged")),
+            TokenPicker::Chain(sampler) => Ok(sampler.sample(ctx, row)),
+        }
+    }
+}
+
+/// The picker for a generation: greedy → [`greedy_pick`]; otherwise llama.cpp's chain (end-of-generation
+/// suppressed, top-p, temperature, seeded draw).
+fn token_picker<'a>(
+    sampling: Sampling,
+    eog_sorted: &'a [u32],
+    eog_bias: &[LlamaLogitBias],
+    n_vocab: i32,
+) -> TokenPicker<'a> {
+    if sampling.is_greedy() {
+        return TokenPicker::Greedy { eog_sorted };
+    }
+    TokenPicker::Chain(LlamaSampler::chain_simple([
+        LlamaSampler::logit_bias(n_vocab, eog_bias),
+        LlamaSampler::top_p(sampling.top_p, 1),
+        LlamaSampler::temp(sampling.temperature),
+        LlamaSampler::dist(sampling.seed),
+    ]))
+}
+
+/// llama.cpp's own greedy chain with every end-of-generation token at −∞, which [`greedy_pick`] stands in for;
+/// public for the test that the two pick the same tokens.
+pub fn llama_greedy_chain(n_vocab: i32, eog_sorted: &[u32]) -> LlamaSampler {
+    let bias: Vec<LlamaLogitBias> =
+        eog_sorted.iter().map(|&t| LlamaLogitBias::new(LlamaToken(t as i32), f32::NEG_INFINITY)).collect();
+    LlamaSampler::chain_simple([LlamaSampler::logit_bias(n_vocab, &bias), LlamaSampler::greedy()])
 }
 
 impl LoadedModel for LlamaLoaded {
@@ -258,7 +328,8 @@ impl LoadedModel for LlamaLoaded {
              --ctx-size",
             if depth > 0 { format!(" after a depth of {depth}") } else { String::new() }
         );
-        let mut sampler = self.sampler(request.sampling);
+        let n_vocab = self.cell.borrow_owner().n_vocab();
+        let mut picker = token_picker(request.sampling, &self.eog_sorted, &self.eog_bias, n_vocab);
         let mut batch = LlamaBatch::new(n_batch.max(1), 1);
 
         self.cell.with_dependent_mut(|_, ctx| -> Result<()> {
@@ -281,13 +352,13 @@ impl LoadedModel for LlamaLoaded {
             ctx.synchronize();
             trace.prefill_done();
 
-            let mut token = sampler.sample(ctx, batch.n_tokens() - 1);
+            let mut token = picker.pick(ctx, batch.n_tokens() - 1)?;
             trace.token(token.0 as u32);
             for step in 1..n_gen {
                 batch.clear();
                 batch.add(token, (depth + n_prompt + step - 1) as i32, &[0], true)?;
                 ctx.decode(&mut batch).with_context(|| format!("llama.cpp failed to decode generated token {step}"))?;
-                token = sampler.sample(ctx, 0);
+                token = picker.pick(ctx, 0)?;
                 trace.token(token.0 as u32);
             }
             Ok(())
@@ -369,7 +440,7 @@ impl Vocabulary {
     pub fn load(path: &Path) -> Result<Vocabulary> {
         ensure!(path.is_file(), "model file {} does not exist", path.display());
         let params = LlamaModelParams::default().with_vocab_only(true);
-        let model = LlamaModel::load_from_file(global_backend()?, path, &params).map_err(|e| {
+        let model = LlamaModel::load_from_file(shared_backend()?, path, &params).map_err(|e| {
             anyhow!(
                 "llama.cpp could not read the vocabulary of {} ({e}); set TOKBENCH_LLAMA_LOG=1 for why",
                 path.display()
@@ -403,5 +474,35 @@ impl Vocabulary {
 
     pub fn n_vocab(&self) -> usize {
         self.model.n_vocab() as usize
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::greedy_pick;
+
+    #[test]
+    fn greedy_pick_is_the_first_highest_logit_that_may_be_generated() {
+        // 37 logits: two full vectorised chunks and a tail of 5.
+        let mut logits: Vec<f32> = (0..37).map(|i| (i % 7) as f32).collect();
+        // Highest value 6 first at index 6; ties later (13, 20, …) lose to it, as in llama.cpp's greedy.
+        assert_eq!(greedy_pick(&logits, &[]), Some(6));
+        // The winner is end-of-generation: the next index holding the maximum wins.
+        assert_eq!(greedy_pick(&logits, &[6]), Some(13));
+        // A maximum in the tail, past the last full chunk.
+        logits[35] = 9.0;
+        assert_eq!(greedy_pick(&logits, &[]), Some(35));
+        // Every copy of the maximum excluded: the best of the rest.
+        assert_eq!(greedy_pick(&logits, &[6, 13, 20, 27, 34, 35]), Some(5));
+    }
+
+    #[test]
+    fn greedy_pick_with_nothing_left_to_pick_is_none() {
+        assert_eq!(greedy_pick(&[], &[]), None);
+        assert_eq!(greedy_pick(&[f32::NEG_INFINITY; 20], &[]), None);
+        assert_eq!(greedy_pick(&[1.0, 2.0], &[0, 1]), None);
+        assert_eq!(greedy_pick(&[f32::NAN, f32::NAN], &[]), None);
+        // NaN never wins against a number.
+        assert_eq!(greedy_pick(&[f32::NAN, -3.0, f32::NAN], &[]), Some(1));
     }
 }
