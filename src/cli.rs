@@ -249,7 +249,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub first_token_timeout: Option<f64>,
     /// The memory-bandwidth probe, the roofline's ceiling: `boot` (measured once per boot and cached), `fresh`
-    /// (measure now) or `off`.
+    /// (measure now) or `off`. Where llama.cpp offloads to a GPU (not on macOS), that GPU's copy bandwidth is
+    /// measured too, unless `off`.
     #[arg(long, default_value = "boot", value_parser = ["boot", "fresh", "off"])]
     pub bandwidth_probe: String,
 }

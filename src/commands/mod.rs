@@ -21,6 +21,7 @@ pub fn main() -> Result<()> {
         Command::Machine => {
             let mut machine = tokbench_core::machine::detect();
             machine.bandwidth = Some(tokbench_core::bandwidth::for_this_boot(&machine, true));
+            machine.gpu_bandwidth = run::gpu_bandwidth();
             println!("{}", serde_json::to_string_pretty(&machine)?);
             Ok(())
         }

@@ -18,6 +18,11 @@ pub fn run(args: &RunArgs) -> Result<RunResults> {
         let fresh = args.bandwidth_probe == "fresh";
         results.machine.bandwidth = Some(tokbench_core::bandwidth::for_this_boot(&results.machine, fresh));
     }
+    // The GPU's ceiling, for models offloaded to one (measured each run: it takes under a second).
+    let offloads = matrix.load.n_gpu_layers > 0 && matrix.backends.iter().any(|b| b == "llama.cpp");
+    if offloads && args.bandwidth_probe != "off" {
+        results.machine.gpu_bandwidth = gpu_bandwidth();
+    }
     interrupt::install()?;
     let checkpoint = runner::Checkpoint::default();
     let _save_on_signal = {
@@ -106,4 +111,29 @@ fn write_outputs(args: &RunArgs, results: &RunResults) -> Result<PathBuf> {
         write_atomic(md_path, export::markdown::table(results).as_bytes())?;
     }
     Ok(path)
+}
+
+/// The first GPU's copy bandwidth through llama.cpp's own device buffers (the roofline's ceiling for offloaded
+/// models); `None` where llama.cpp has no GPU device. Not on macOS: Apple's GPU shares the host's memory, whose
+/// probe and published figure already are the ceiling.
+pub(crate) fn gpu_bandwidth() -> Option<tokbench_record::machine::GpuBandwidth> {
+    #[cfg(all(feature = "llama-cpp", not(target_os = "macos")))]
+    {
+        use tokbench_llama::device_bandwidth::{copy_bandwidth, DeviceKind};
+        // 1 GiB buffers (a copy of ~0.7 ms at 3 TB/s), best of 10: under a second in all.
+        match copy_bandwidth(DeviceKind::Gpu, 1 << 30, 10) {
+            Ok(devices) => devices.into_iter().next().map(|d| tokbench_record::machine::GpuBandwidth {
+                device: d.device,
+                copy_bytes_per_s: d.bytes_per_s as u64,
+                buffer_bytes: d.buffer_bytes,
+                passes: d.passes,
+            }),
+            Err(e) => {
+                eprintln!("warning: the GPU's bandwidth was not measured ({e:#}): its roofline has no ceiling");
+                None
+            }
+        }
+    }
+    #[cfg(not(all(feature = "llama-cpp", not(target_os = "macos"))))]
+    None
 }

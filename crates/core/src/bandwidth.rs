@@ -130,6 +130,30 @@ pub fn published(machine: &Machine) -> Option<(u64, &'static str)> {
     Some(((gbs * 1e9) as u64, "Apple's published unified-memory bandwidth"))
 }
 
+/// NVIDIA's published memory bandwidth of a GPU, by the name the driver reports (`nvidia-smi`, NVML).
+pub fn published_gpu(name: &str) -> Option<(u64, &'static str)> {
+    let name = name.trim();
+    // (name as the driver reports it, GB/s), the most specific first: "H100 PCIe" before "H100".
+    let table: [(&str, f64); 14] = [
+        ("H200 NVL", 4800.0),
+        ("H200", 4800.0),
+        ("H100 NVL", 3900.0),
+        ("H100 PCIe", 2000.0),
+        ("H100 80GB HBM3", 3350.0), // SXM5
+        ("A100-SXM4-80GB", 2039.0),
+        ("A100 80GB PCIe", 1935.0),
+        ("A100-SXM4-40GB", 1555.0),
+        ("A100-PCIE-40GB", 1555.0),
+        ("L40S", 864.0),
+        ("L4", 300.0),
+        ("RTX 5090", 1792.0),
+        ("RTX 4090", 1008.0),
+        ("RTX 3090", 936.2),
+    ];
+    let gbs = table.iter().find(|(n, _)| name.contains(n))?.1;
+    Some(((gbs * 1e9) as u64, "NVIDIA's published memory bandwidth"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

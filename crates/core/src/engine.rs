@@ -108,6 +108,8 @@ pub fn measure_once(
         server: trace.server,
         engine: trace.engine,
         energy: trace.energy,
+        // After the run's clock and peak window: an NVML query takes about a millisecond.
+        gpu_memory_bytes: crate::energy::gpu_memory_of_this_process(),
     })
 }
 
@@ -162,7 +164,7 @@ pub fn summarize_runs(runs: &[RunSample], cv_threshold: f64) -> (BTreeMap<Metric
         }
         let Some(s) = summarize(&values) else { continue };
         // RAM deltas are near zero once buffers are warm, so their variation says nothing; judge only speeds.
-        if !matches!(metric, Metric::PeakRssDeltaBytes | Metric::RamDeltaBytes) {
+        if !matches!(metric, Metric::PeakRssDeltaBytes | Metric::RamDeltaBytes | Metric::GpuMemoryBytes) {
             for w in warnings(&s, cv_threshold) {
                 match w {
                     StatWarning::HighVariation { cv, .. } => noisy.push((metric, cv)),
@@ -350,6 +352,7 @@ mod tests {
             server: None,
             engine: None,
             energy: None,
+            gpu_memory_bytes: None,
         };
         let runs: Vec<RunSample> = [0.1, 0.1, 0.1, 0.1, 0.3].into_iter().map(mk).collect();
         let (summary, notes) = summarize_runs(&runs, 0.10);

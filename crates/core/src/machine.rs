@@ -30,10 +30,14 @@ pub fn detect() -> Machine {
         class_key: String::new(),
         bandwidth: None,
         published_bandwidth_bytes_per_s: None,
+        gpu_bandwidth: None,
+        gpu_published_bandwidth_bytes_per_s: None,
         energy_counter: crate::energy::meter().ok().map(|m| m.describe()),
     };
     machine.class_key = class_key(&machine, std::env::consts::OS);
     machine.published_bandwidth_bytes_per_s = crate::bandwidth::published(&machine).map(|(bytes, _)| bytes);
+    machine.gpu_published_bandwidth_bytes_per_s =
+        machine.gpus.first().and_then(|gpu| crate::bandwidth::published_gpu(gpu)).map(|(bytes, _)| bytes);
     machine
 }
 

@@ -20,9 +20,11 @@
 //! RAM is measured by the engine around the whole call (see [`crate::memory`]); load time and RSS around the
 //! model load are measured once per loaded model.
 //!
-//! - **energy**, where the machine has a counter ([`crate::energy`]): prefill joules from t=0 to `prefill_end`
-//!   (the counter is read just after the mark), decode joules from there to the end of the run; **J/token** =
-//!   prefill J / prompt tokens and decode J / (generated − 1).
+//! - **energy**, where the machine has a counter ([`crate::energy`]): prefill joules from t=0 to `token[0]` (the TTFT
+//!   window), decode joules from `token[0]` to the end of the run (the decode-rate window); **J/token** = prefill J /
+//!   prompt tokens and decode J / (generated − 1). The counter is read right after `token[0]`'s timestamp, so the
+//!   read (NVML's takes about a millisecond) is in neither TTFT nor prefill; it delays token[1] once, a cost spread
+//!   over the n − 1 decoded tokens.
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Result};
@@ -70,7 +72,7 @@ pub struct TraceRecorder {
     injected_delay: Option<Duration>,
     server: Option<ServerTimings>,
     engine: Option<EngineRunReport>,
-    /// The energy counter's readings at the start and, once marked live, at prefill done.
+    /// The energy counter's readings at the start and, once marked live, at the first token.
     energy: Option<(&'static EnergyMeter, Reading, Option<Reading>)>,
 }
 
@@ -132,11 +134,6 @@ impl TraceRecorder {
     /// Call after the prefill's results are ready (after synchronising with any asynchronous device).
     pub fn prefill_done(&mut self) {
         self.prefill_done_at(Instant::now());
-        // After the timestamp, so reading the counter is not timed. Only live marks read it: a time recorded
-        // afterwards (`prefill_done_at`) has no matching counter value.
-        if let Some((meter, _, at_prefill)) = &mut self.energy {
-            *at_prefill = meter.read();
-        }
     }
 
     pub fn prefill_done_at(&mut self, at: Instant) {
@@ -156,6 +153,13 @@ impl TraceRecorder {
             std::thread::sleep(delay);
         }
         self.token_at(id, Instant::now());
+        // The first token splits the energy windows. After its timestamp, so the read is not inside TTFT. Only live
+        // marks read it: a time recorded afterwards (`token_at`) has no matching counter value.
+        if self.token_times.len() == 1 {
+            if let Some((meter, _, at_first_token)) = &mut self.energy {
+                *at_first_token = meter.read();
+            }
+        }
     }
 
     /// A token that arrived at `at` (e.g. a streamed delta's arrival); `id` may be [`UNKNOWN_TOKEN`].

@@ -32,6 +32,13 @@ pub struct Machine {
     /// The chip maker's published memory bandwidth, bytes/s (Apple M-series), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub published_bandwidth_bytes_per_s: Option<u64>,
+    /// The GPU's memory bandwidth, measured where a benchmark offloads layers to a GPU (`tokbench_llama::
+    /// device_bandwidth`): the roofline's ceiling for those benchmarks instead of the host's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_bandwidth: Option<GpuBandwidth>,
+    /// The GPU maker's published memory bandwidth of the first GPU, bytes/s, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_published_bandwidth_bytes_per_s: Option<u64>,
     /// The energy counter runs were measured with (e.g. `RAPL package-0 (powercap)`); None where there is none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub energy_counter: Option<String>,
@@ -43,6 +50,16 @@ pub struct BandwidthProbe {
     pub read_bytes_per_s: u64,
     pub buffer_bytes: u64,
     pub threads: usize,
+    pub passes: usize,
+}
+
+/// A GPU's copy bandwidth: (read + write) bytes over the fastest of `passes` device-to-device copies of
+/// `buffer_bytes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GpuBandwidth {
+    pub device: String,
+    pub copy_bytes_per_s: u64,
+    pub buffer_bytes: u64,
     pub passes: usize,
 }
 
@@ -132,6 +149,8 @@ mod tests {
             class_key: String::new(),
             bandwidth: None,
             published_bandwidth_bytes_per_s: None,
+            gpu_bandwidth: None,
+            gpu_published_bandwidth_bytes_per_s: None,
             energy_counter: None,
         }
     }

@@ -20,6 +20,9 @@ pub enum Metric {
     /// How far RSS rose during the generation itself, above its level when the run started (KV cache and
     /// activations growing; near 0 once buffers are warm). Shown, not gated by default.
     PeakRssDeltaBytes,
+    /// GPU memory held by the process after the run ([`crate::results::RunSample::gpu_memory_bytes`]). Shown, not
+    /// gated by default.
+    GpuMemoryBytes,
     /// Joules per prompt token over the prefill window, where an energy counter exists (`tokbench_core::energy`).
     PrefillJoulesPerToken,
     /// Joules per decoded token (generated − 1) over the decode window. Tokens per joule is its inverse.
@@ -48,7 +51,7 @@ pub enum Unit {
 
 impl Metric {
     /// The metrics every timed run has.
-    pub const ALL: [Metric; 11] = [
+    pub const ALL: [Metric; 12] = [
         Metric::TtftS,
         Metric::PrefillTps,
         Metric::DecodeTps,
@@ -58,6 +61,7 @@ impl Metric {
         Metric::ItlP99S,
         Metric::RamDeltaBytes,
         Metric::PeakRssDeltaBytes,
+        Metric::GpuMemoryBytes,
         Metric::PrefillJoulesPerToken,
         Metric::DecodeJoulesPerToken,
     ];
@@ -80,6 +84,7 @@ impl Metric {
             Metric::ItlP99S => "itl_p99_s",
             Metric::RamDeltaBytes => "ram_delta_bytes",
             Metric::PeakRssDeltaBytes => "peak_rss_delta_bytes",
+            Metric::GpuMemoryBytes => "gpu_memory_bytes",
             Metric::PrefillJoulesPerToken => "prefill_j_per_token",
             Metric::DecodeJoulesPerToken => "decode_j_per_token",
             Metric::Perplexity => "perplexity",
@@ -98,6 +103,7 @@ impl Metric {
             Metric::ItlP99S => "ITL p99",
             Metric::RamDeltaBytes => "RAM Δ",
             Metric::PeakRssDeltaBytes => "gen. RAM Δ",
+            Metric::GpuMemoryBytes => "GPU memory",
             Metric::PrefillJoulesPerToken => "prefill J/token",
             Metric::DecodeJoulesPerToken => "decode J/token",
             Metric::Perplexity => "PPL",
@@ -108,7 +114,7 @@ impl Metric {
     pub fn unit(self) -> Unit {
         match self {
             Metric::PrefillTps | Metric::DecodeTps => Unit::TokensPerSecond,
-            Metric::RamDeltaBytes | Metric::PeakRssDeltaBytes => Unit::Bytes,
+            Metric::RamDeltaBytes | Metric::PeakRssDeltaBytes | Metric::GpuMemoryBytes => Unit::Bytes,
             Metric::Perplexity | Metric::MeanKld => Unit::Number,
             Metric::PrefillJoulesPerToken | Metric::DecodeJoulesPerToken => Unit::JoulesPerToken,
             _ => Unit::Seconds,

@@ -250,6 +250,10 @@ pub struct RunSample {
     /// Where the machine has an energy counter.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub energy: Option<EnergySample>,
+    /// GPU memory the process held right after this run (NVIDIA: NVML's per-process used memory, summed over GPUs).
+    /// A GPU allocator keeps what it grew to, so this is the run's high-water mark. Absent without a GPU context.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gpu_memory_bytes: Option<u64>,
 }
 
 /// Where a run's peak RSS came from (`tokbench_core::memory`), so results say how far to trust it.
@@ -284,6 +288,7 @@ impl RunSample {
             Metric::ItlP99S => self.itl_p99_s,
             Metric::RamDeltaBytes => self.ram_delta_bytes.map(|b| b as f64),
             Metric::PeakRssDeltaBytes => Some(self.peak_rss_delta_bytes as f64),
+            Metric::GpuMemoryBytes => self.gpu_memory_bytes.map(|b| b as f64),
             Metric::PrefillJoulesPerToken => {
                 self.energy.filter(|_| self.prompt_tokens > 0).map(|e| e.prefill_j / self.prompt_tokens as f64)
             }
@@ -311,7 +316,9 @@ impl BenchmarkResult {
             .collect();
         let traffic = self.model.decode_traffic.as_ref()?;
         let depth = self.prompt.depth as u64;
-        crate::roofline::compute(traffic, self.settings.kv_cache_type.as_deref(), &runs, depth, machine)
+        // Offloaded, and llama.cpp had a GPU to offload to (the GPU's bandwidth is measured only through one).
+        let on_gpu = self.settings.n_gpu_layers > 0 && machine.gpu_bandwidth.is_some();
+        crate::roofline::compute(traffic, self.settings.kv_cache_type.as_deref(), &runs, depth, machine, on_gpu)
     }
 
     /// Results from before `ram_delta_bytes` was recorded (baselines blessed then, an older base build in an A/B
@@ -438,6 +445,7 @@ mod tests {
             tokens: vec![1, 2, 3],
             server: None,
             engine: None,
+            gpu_memory_bytes: None,
             energy: None,
         };
         assert_eq!(run.decode_host_fraction(), None);

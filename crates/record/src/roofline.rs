@@ -39,6 +39,9 @@ pub struct Roofline {
     pub percent_of_measured: Option<f64>,
     pub published_bytes_per_s: Option<u64>,
     pub percent_of_published: Option<f64>,
+    /// The ceiling is the GPU's (the model's layers were offloaded), not the host's memory.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub gpu: bool,
 }
 
 /// Bytes per element of a KV-cache type; F16 when unknown.
@@ -69,6 +72,7 @@ pub fn compute(
     runs: &[DecodeRun],
     depth: u64,
     machine: &Machine,
+    on_gpu: bool,
 ) -> Option<Roofline> {
     let element = kv_element_bytes(kv_cache_type);
     let kv_per_token = traffic.kv_elements_per_context_token as f64 * element;
@@ -85,8 +89,14 @@ pub fn compute(
     }
     let bytes_per_token = per_run.iter().map(|r| r.0).sum::<f64>() / per_run.len() as f64;
     let median = crate::summary::median(&per_run.iter().map(|r| r.1).collect::<Vec<_>>());
-    let measured = machine.bandwidth.as_ref().filter(|p| p.read_bytes_per_s > 0).map(|p| p.read_bytes_per_s);
-    let published = machine.published_bandwidth_bytes_per_s.filter(|&b| b > 0);
+    // An offloaded model reads its weights from GPU memory: the GPU's figures are the ceiling (none known: none
+    // printed, rather than the host's, which would say nothing about it).
+    let (measured, published) = if on_gpu {
+        (machine.gpu_bandwidth.as_ref().map(|g| g.copy_bytes_per_s), machine.gpu_published_bandwidth_bytes_per_s)
+    } else {
+        (machine.bandwidth.as_ref().map(|p| p.read_bytes_per_s), machine.published_bandwidth_bytes_per_s)
+    };
+    let (measured, published) = (measured.filter(|&b| b > 0), published.filter(|&b| b > 0));
     Some(Roofline {
         bytes_per_token,
         weight_bytes: traffic.weight_bytes,
@@ -96,6 +106,7 @@ pub fn compute(
         percent_of_measured: measured.map(|m| 100.0 * median / m as f64),
         published_bytes_per_s: published,
         percent_of_published: published.map(|p| 100.0 * median / p as f64),
+        gpu: on_gpu,
     })
 }
 
@@ -119,14 +130,28 @@ mod tests {
             Some(BandwidthProbe { read_bytes_per_s: 400_000_000, buffer_bytes: 1 << 30, threads: 2, passes: 5 });
         // Depth 100 + prompt 20 + 80 generated / 2 = a mean context of 160 tokens; F16 cache: 2 bytes an element.
         let runs = [run(20, 80, 100.0), run(20, 80, 120.0), run(20, 80, 110.0)];
-        let r = compute(&traffic, Some("f16"), &runs, 100, &machine).unwrap();
+        let r = compute(&traffic, Some("f16"), &runs, 100, &machine, false).unwrap();
         assert_eq!(r.bytes_per_token, 1_000_000.0 + 2000.0 * 160.0);
         assert_eq!(r.achieved_bytes_per_s, 1_320_000.0 * 110.0, "the median run");
         assert!((r.percent_of_measured.unwrap() - 100.0 * 145_200_000.0 / 400_000_000.0).abs() < 1e-9);
         assert_eq!(r.percent_of_published, None, "no published figure for this chip");
         // An f32 cache doubles the cache's share.
-        let f32 = compute(&traffic, Some("f32"), &runs, 100, &machine).unwrap();
+        let f32 = compute(&traffic, Some("f32"), &runs, 100, &machine, false).unwrap();
         assert_eq!(f32.kv_bytes_per_context_token, 4000.0);
-        assert!(compute(&traffic, None, &[], 0, &machine).is_none());
+        assert!(compute(&traffic, None, &[], 0, &machine, false).is_none());
+        // Offloaded to a GPU: the GPU's figures are the ceiling; without them, none (never the host's).
+        let gpu = compute(&traffic, Some("f16"), &runs, 100, &machine, true).unwrap();
+        assert!(gpu.gpu && gpu.percent_of_measured.is_none() && gpu.percent_of_published.is_none());
+        machine.gpu_bandwidth = Some(crate::machine::GpuBandwidth {
+            device: "NVIDIA H100 80GB HBM3".into(),
+            copy_bytes_per_s: 2_904_000_000,
+            buffer_bytes: 1 << 30,
+            passes: 10,
+        });
+        machine.gpu_published_bandwidth_bytes_per_s = Some(3_350_000_000);
+        let gpu = compute(&traffic, Some("f16"), &runs, 100, &machine, true).unwrap();
+        assert_eq!(gpu.achieved_bytes_per_s, r.achieved_bytes_per_s, "the same runs, another ceiling");
+        assert!((gpu.percent_of_measured.unwrap() - 100.0 * 145_200_000.0 / 2_904_000_000.0).abs() < 1e-9);
+        assert!((gpu.percent_of_published.unwrap() - 100.0 * 145_200_000.0 / 3_350_000_000.0).abs() < 1e-9);
     }
 }

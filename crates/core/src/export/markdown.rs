@@ -11,6 +11,7 @@ pub fn table(results: &RunResults) -> String {
     let with_quality = results.benchmarks.iter().any(|b| b.quality.is_some());
     let with_roofline = results.benchmarks.iter().any(|b| b.roofline.is_some());
     let with_depth = results.benchmarks.iter().any(|b| b.prompt.depth > 0);
+    let with_gpu_memory = results.benchmarks.iter().any(|b| b.summary.contains_key(&Metric::GpuMemoryBytes));
     // (title, right-aligned): numbers align right, names left, as llama-bench prints them.
     let columns = [
         ("model", false),
@@ -29,6 +30,7 @@ pub fn table(results: &RunResults) -> String {
         ("RSS after load", true),
         ("RAM Δ", true),
         ("gen. RAM Δ", true),
+        ("GPU memory", true),
         ("J/token: prefill / decode", true),
     ];
     let quality_columns = [("PPL ± se", true), ("KLD", true), ("Pareto: decode / TTFT vs PPL", false)];
@@ -36,6 +38,7 @@ pub fn table(results: &RunResults) -> String {
     let columns: Vec<(&str, bool)> = columns
         .iter()
         .filter(|c| with_depth || c.0 != "depth")
+        .filter(|c| with_gpu_memory || c.0 != "GPU memory")
         .chain(if with_roofline { &roofline_columns[..] } else { &[] })
         .chain(if with_quality { &quality_columns[..] } else { &[] })
         .copied()
@@ -74,6 +77,9 @@ pub fn table(results: &RunResults) -> String {
         if b.engine.server.is_some() {
             // tokbench's RSS says nothing about a server's memory: don't print it as if it did.
             row.extend(["n/a (server)".to_string(), "n/a (server)".to_string(), "n/a (server)".to_string()]);
+            if with_gpu_memory {
+                row.push("n/a (server)".to_string());
+            }
         } else {
             row.push(format!(
                 "{} (+{})",
@@ -82,6 +88,10 @@ pub fn table(results: &RunResults) -> String {
             ));
             for m in [Metric::RamDeltaBytes, Metric::PeakRssDeltaBytes] {
                 row.push(b.summary.get(&m).map_or("-".into(), |s| format_bytes(s.max)));
+            }
+            if with_gpu_memory {
+                let gpu = b.summary.get(&Metric::GpuMemoryBytes);
+                row.push(gpu.map_or("n/a (no GPU context)".into(), |s| format_bytes(s.max)));
             }
         }
         let joules = [Metric::PrefillJoulesPerToken, Metric::DecodeJoulesPerToken].map(|m| b.summary.get(&m));
@@ -168,4 +178,33 @@ fn engine_reports(results: &RunResults) -> String {
 /// Model names and prompts are user text: keep a `|` from breaking the table.
 fn escape(s: &str) -> String {
     s.replace('|', "\\|")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::summarize;
+
+    fn results() -> RunResults {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../gate/tests/data/sessions/quiet/2026-11-23-quiet-1.json");
+        RunResults::read(std::path::Path::new(path)).unwrap()
+    }
+
+    #[test]
+    fn a_gpu_memory_column_appears_only_where_a_benchmark_held_gpu_memory() {
+        let mut r = results();
+        assert!(!table(&r).contains("GPU memory"), "no benchmark ran on a GPU");
+        let gib = 5.0 * 1024.0 * 1024.0 * 1024.0;
+        r.benchmarks[0].summary.insert(Metric::GpuMemoryBytes, summarize(&[gib, gib]).unwrap());
+        let t = table(&r);
+        let header = t.lines().next().unwrap();
+        let columns: Vec<&str> = header.split(" | ").collect();
+        let at = columns.iter().position(|c| *c == "GPU memory").expect("a GPU memory column");
+        let row = |i: usize| t.lines().nth(2 + i).unwrap().split(" | ").nth(at).unwrap().to_string();
+        assert_eq!(row(0), "5.00 GiB");
+        // Another benchmark of the run (no GPU context) says so rather than a number.
+        if r.benchmarks.len() > 1 && r.benchmarks[1].engine.server.is_none() {
+            assert_eq!(row(1), "n/a (no GPU context)");
+        }
+    }
 }
