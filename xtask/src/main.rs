@@ -1,6 +1,7 @@
 //! `cargo xtask <command>`: project automation in Rust (the xtask pattern), depending only on light crates.
 mod fetch;
 mod gate;
+mod gpu;
 mod mlx;
 mod peers;
 
@@ -56,6 +57,10 @@ enum Command {
     /// Side by side with llama.cpp's own llama-perplexity (built from the llama-cpp-python sdist): same model, corpus
     /// and n_ctx; PPL difference and scoring tokens/s ratio.
     VsLlamaPerplexity(peers::VsPerplexityArgs),
+    /// A bundle for a CUDA machine without Rust or network (target/gpu-bundle): tokbench on shared llama.cpp
+    /// libraries, the llama.cpp tree to build them with CUDA there, llama-bench's sources, a tokenizer model; prints
+    /// the commands to run there (docs/gpu.md).
+    GpuBundle(gpu::GpuBundleArgs),
     /// Linux: fetch MLX's CPU backend (PyPI mlx-cpu 0.32.2) and prepare the Linux build of mlx-sys under
     /// target/mlx; prints the cargo config that builds with `--features mlx`. macOS needs nothing.
     PrepareMlx,
@@ -122,6 +127,7 @@ fn main() -> ExitCode {
             .and_then(|paths| peers::nextest(engines, &paths[0], &args)),
         Command::VsLlamaBench(args) => peers::vs_llama_bench(&args),
         Command::VsLlamaPerplexity(args) => peers::vs_llama_perplexity(&args),
+        Command::GpuBundle(args) => gpu::gpu_bundle(&args),
         Command::PrepareMlx => mlx::prepare().map(|config| {
             if let Some(config) = config {
                 println!("{}", config.display());

@@ -44,6 +44,15 @@ pub struct VsArgs {
     /// that llama-cpp-sys-2 ships, so both sides run the same ggml (docs/measurements.md shows how).
     #[arg(long)]
     llama_bench: Option<PathBuf>,
+    /// A tokbench binary to use instead of `cargo build --release` (the GPU bundle's, on a machine without Rust).
+    #[arg(long)]
+    tokbench: Option<PathBuf>,
+    /// Layers offloaded to the GPU by both tools (llama-bench -ngl, tokbench --n-gpu-layers); 0 is CPU only.
+    #[arg(long, default_value_t = 0)]
+    n_gpu_layers: u32,
+    /// Directory for the per-round results and report.json.
+    #[arg(long, default_value = "target/tokbench/vs-llama-bench")]
+    out: PathBuf,
 }
 
 /// The llama-cpp-python sdist whose vendored llama.cpp builds the peers (llama-bench, llama-perplexity,
@@ -88,8 +97,8 @@ pub fn nextest(engines: Engines, model: &std::path::Path, args: &[String]) -> Re
     Ok(())
 }
 
-/// Builds (once) and returns a llama.cpp tool from the sdist's vendored tree, e.g. `llama-bench`.
-pub fn build_peer_tool(version: &str, target: &str) -> Result<PathBuf> {
+/// The llama.cpp tree the llama-cpp-python sdist vendors, downloaded and unpacked once into the peers cache.
+pub fn peer_llama_cpp(version: &str) -> Result<PathBuf> {
     let peers = cache_dir();
     let src = peers.join(format!("llama_cpp_python-{version}/vendor/llama.cpp"));
     if !src.join("CMakeLists.txt").is_file() {
@@ -101,6 +110,12 @@ pub fn build_peer_tool(version: &str, target: &str) -> Result<PathBuf> {
             .arg(format!("llama-cpp-python=={version}")))?;
         run(Command::new("tar").arg("xzf").arg(format!("llama_cpp_python-{version}.tar.gz")).current_dir(&peers))?;
     }
+    Ok(src)
+}
+
+/// Builds (once) and returns a llama.cpp tool from the sdist's vendored tree, e.g. `llama-bench`.
+pub fn build_peer_tool(version: &str, target: &str) -> Result<PathBuf> {
+    let src = peer_llama_cpp(version)?;
     let build = src.join("build-native");
     let bin = build.join("bin").join(target);
     if !bin.is_file() {
@@ -181,15 +196,22 @@ pub fn vs_llama_bench(args: &VsArgs) -> Result<()> {
         }
         None => build_peer_tool(&args.llama_cpp_python, "llama-bench")?,
     };
-    let tokbench = release_tokbench()?;
-    let scratch = PathBuf::from("target/tokbench/vs-llama-bench");
+    let tokbench = match &args.tokbench {
+        Some(path) => {
+            ensure!(path.is_file(), "--tokbench {}: no such file", path.display());
+            path.clone()
+        }
+        None => release_tokbench()?,
+    };
+    let scratch = args.out.clone();
     std::fs::create_dir_all(&scratch)?;
     let (t, reps, m) = (threads.to_string(), args.reps.to_string(), model.as_os_str());
+    let ngl = args.n_gpu_layers.to_string();
 
     // One llama-bench test: `-p P -n N -d D`, the median of its repetitions' tokens/s.
     let llama_bench_test = |p: usize, n: usize, d: usize| -> Result<(f64, Value)> {
         let mut c = Command::new(&llama_bench);
-        c.arg("-m").arg(m).args(["-t", &t, "-r", &reps, "-o", "json"]);
+        c.arg("-m").arg(m).args(["-t", &t, "-r", &reps, "-ngl", &ngl, "-o", "json"]);
         c.args(["-p", &p.to_string(), "-n", &n.to_string(), "-d", &d.to_string()]);
         llama_bench_tps(&output(&mut c)?)
     };
@@ -204,6 +226,7 @@ pub fn vs_llama_bench(args: &VsArgs) -> Result<()> {
             .arg("--model")
             .arg(m)
             .args(["--threads", &t, "--prompt-tokens", &p_s, "--gen-tokens", &n_s, "--depth", &d_s])
+            .args(["--n-gpu-layers", &ngl])
             // tokbench grows the context by the depth: --ctx-size is the budget of prompt + generation.
             .args(["--ctx-size", &ctx, "--warmup", "1", "--runs", &reps, "--no-quality", "--quiet"])
             .arg("--output")
@@ -270,31 +293,42 @@ pub fn vs_llama_bench(args: &VsArgs) -> Result<()> {
             args.llama_cpp_python, their_info["build_number"], their_info["build_commit"]
         ),
     };
-    println!("| metric | tokbench | llama-bench | ratio |");
-    println!("|---|---:|---:|---:|");
-    println!("| prefill t/s, 512-token prompt (pp512) | {op:.1} | {tp:.1} | {:.3} |", op / tp);
+    // Two views of the same pairs: the ratio of the medians, and the median of each round's ratio (the two tools
+    // ran back to back in a round, so a round's ratio cancels slow drift of the machine).
+    let round_ratio =
+        |ours: &[f64], theirs: &[f64]| median(&ours.iter().zip(theirs).map(|(o, t)| o / t).collect::<Vec<_>>());
+    println!("| metric | tokbench | llama-bench | ratio of medians | median of round ratios |");
+    println!("|---|---:|---:|---:|---:|");
+    let pp_rounds = round_ratio(&ours_pp, &theirs_pp);
+    println!("| prefill t/s, 512-token prompt (pp512) | {op:.1} | {tp:.1} | {:.3} | {pp_rounds:.3} |", op / tp);
     let mut decode_rows = Vec::new();
     for (i, d) in depths.iter().enumerate() {
         let (ot, tt) = (median(&ours_tg[i]), median(&theirs_tg[i]));
-        println!("| decode t/s, 128 tokens at depth {d} (tg128 -d {d}) | {ot:.2} | {tt:.2} | {:.3} |", ot / tt);
+        let rounds = round_ratio(&ours_tg[i], &theirs_tg[i]);
+        println!(
+            "| decode t/s, 128 tokens at depth {d} (tg128 -d {d}) | {ot:.2} | {tt:.2} | {:.3} | {rounds:.3} |",
+            ot / tt
+        );
         decode_rows.push(serde_json::json!({
             "depth": d, "tokbench_tps": ours_tg[i], "llama_bench_tps": theirs_tg[i], "ratio": ot / tt,
+            "median_round_ratio": rounds,
         }));
     }
     println!();
     println!(
-        "medians of {} alternating rounds × {} repetitions, {threads} threads, {}",
+        "medians of {} alternating rounds × {} repetitions, {threads} threads, {} GPU layers, {}",
         args.rounds,
         args.reps,
+        args.n_gpu_layers,
         model.display()
     );
     println!("tokbench engine: {our_engine}");
     println!("llama-bench: {their_version}");
     let report = serde_json::json!({
-        "model": model, "threads": threads, "rounds": args.rounds, "reps": args.reps,
+        "model": model, "threads": threads, "rounds": args.rounds, "reps": args.reps, "n_gpu_layers": args.n_gpu_layers,
         "tokbench": { "engine": our_engine, "prefill_tps": ours_pp },
         "llama_bench": { "version": their_version, "prefill_tps": theirs_pp, "last_test": their_info },
-        "ratio": { "prefill": op / tp },
+        "ratio": { "prefill": op / tp, "prefill_median_round_ratio": pp_rounds },
         "decode": decode_rows,
     });
     write_json_atomic(&scratch.join("report.json"), &report)?;
