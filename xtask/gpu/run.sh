@@ -3,6 +3,7 @@
 # repository root with the bundle of `cargo xtask gpu-bundle` in target/gpu-bundle (docs/gpu.md):
 #   bash xtask/gpu/run.sh build     compile the bundled llama.cpp tree with CUDA (shared libraries + llama-bench)
 #   bash xtask/gpu/run.sh measure   synthetic 1B/3B/8B models, the matrix on the GPU, llama-bench beside it, a report
+#   bash xtask/gpu/run.sh all       both, in one go
 # Results go to target/gpu-work/out, packed at the end into $RESULTS/gpu-run.tar.gz when $OUT is set.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -65,15 +66,20 @@ PY
   # nvidia-smi's own view beside tokbench's (power and memory every 200 ms): a cross-check, not an input.
   nvidia-smi --query-gpu=timestamp,power.draw,memory.used,utilization.gpu --format=csv -lms 200 > "$RESULTS/smi.csv" &
   local smi=$!
-  "$tb" run --model "$list" --n-gpu-layers 99 -p 512 -n 128 --depth "${DEPTHS:-0,4096}" \
+  "$tb" run --backend llama.cpp --model "$list" --n-gpu-layers 99 -p 512 -n 128 --depth "${DEPTHS:-0,4096}" \
     --warmup 2 --runs "${RUNS:-5}" --no-quality --output "$RESULTS/gpu-matrix.json" | tee "$RESULTS/gpu-matrix.md"
   kill "$smi" 2>/dev/null || true
   "$tb" report "$RESULTS/gpu-matrix.json" -o "$RESULTS/gpu-matrix.html"
 
-  # The peer: llama-bench of the same CUDA build, same file and settings, alternating with tokbench.
-  "$BUNDLE/bin/xtask" vs-llama-bench --model "${models[${PEER_MODEL:-0}]}" --tokbench "$tb" \
-    --llama-bench "$libs/llama-bench" --n-gpu-layers 99 --depths "${DEPTHS:-0,4096}" \
-    --rounds "${ROUNDS:-5}" --out "$RESULTS/vs-llama-bench" | tee "$RESULTS/vs-llama-bench.md"
+  # The peer: llama-bench of the same CUDA build, same file and settings, alternating with tokbench; on the smallest
+  # and the largest model (a small model's tokens are the shortest, so per-token host costs show most there).
+  for i in ${PEER_MODELS:-0 $((${#models[@]} - 1))}; do
+    local name
+    name=$(basename "${models[$i]}" .gguf)
+    "$BUNDLE/bin/xtask" vs-llama-bench --model "${models[$i]}" --tokbench "$tb" \
+      --llama-bench "$libs/llama-bench" --n-gpu-layers 99 --depths "${DEPTHS:-0,4096}" \
+      --rounds "${ROUNDS:-3}" --out "$RESULTS/vs-llama-bench-$name" | tee "$RESULTS/vs-llama-bench-$name.md"
+  done
 }
 
 pack() {
@@ -83,5 +89,6 @@ pack() {
 case "${1:-}" in
   build) trap pack EXIT; build ;;
   measure) trap pack EXIT; measure ;;
-  *) echo "usage: bash xtask/gpu/run.sh build|measure" >&2; exit 2 ;;
+  all) trap pack EXIT; build; measure ;;
+  *) echo "usage: bash xtask/gpu/run.sh build|measure|all" >&2; exit 2 ;;
 esac
