@@ -13,7 +13,7 @@ use std::process::Command;
 
 use anyhow::{anyhow, ensure, Context, Result};
 
-use crate::peers;
+use crate::peers::{self, output, run};
 
 /// What the device's working tree can carry besides itself (the `run` tool's limit is 64 MiB in all).
 const CARRY_LIMIT: u64 = 64 << 20;
@@ -222,16 +222,4 @@ fn tracked_size() -> Result<u64> {
 
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1u64 << 20) as f64
-}
-
-fn run(cmd: &mut Command) -> Result<()> {
-    let status = cmd.status().with_context(|| format!("cannot start {cmd:?}"))?;
-    ensure!(status.success(), "{cmd:?} failed ({status})");
-    Ok(())
-}
-
-fn output(cmd: &mut Command) -> Result<String> {
-    let out = cmd.output().with_context(|| format!("cannot start {cmd:?}"))?;
-    ensure!(out.status.success(), "{cmd:?} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
-    Ok(String::from_utf8(out.stdout)?)
 }

@@ -138,13 +138,15 @@ pub fn build_peer_tool(version: &str, target: &str) -> Result<PathBuf> {
     Ok(bin)
 }
 
-fn run(cmd: &mut Command) -> Result<()> {
+/// Runs a command to its end; its failure names the command.
+pub fn run(cmd: &mut Command) -> Result<()> {
     let status = cmd.status().with_context(|| format!("cannot start {cmd:?}"))?;
     ensure!(status.success(), "{cmd:?} failed ({status})");
     Ok(())
 }
 
-fn output(cmd: &mut Command) -> Result<String> {
+/// A command's standard output; its failure names the command and carries its standard error.
+pub fn output(cmd: &mut Command) -> Result<String> {
     let out = cmd.output().with_context(|| format!("cannot start {cmd:?}"))?;
     ensure!(out.status.success(), "{cmd:?} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
     Ok(String::from_utf8(out.stdout)?)
