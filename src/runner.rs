@@ -102,7 +102,8 @@ impl Matrix {
     }
 }
 
-/// Reads what identifies a model file: header (rejecting non-GGUF and truncated files) and SHA-256.
+/// Reads what identifies a model file: header (rejecting non-GGUF and truncated files) and SHA-256; for an MLX model
+/// directory, its config and the SHA-256 of its weights.
 pub fn describe_model(model: &ModelRef) -> Result<ModelInfo> {
     if model.path.as_os_str().is_empty() {
         // The model of a server tokbench attached to: known by the name it serves, not by a file.
@@ -125,6 +126,22 @@ pub fn describe_model(model: &ModelRef) -> Result<ModelInfo> {
          --model PATH",
         model.path.display()
     );
+    if model.path.is_dir() {
+        // An MLX-format directory (MLX backends only): identified by its weights' shards.
+        let dir = tokbench_core::mlx_dir::describe(&model.path)?;
+        return Ok(ModelInfo {
+            name: model.name.clone(),
+            file_name: model.path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default(),
+            size_bytes: dir.size_bytes,
+            sha256: digest::sha256_files(&dir.shards, |_| {})?,
+            quantization: dir.quantization,
+            architecture: dir.architecture,
+            n_params: None,
+            derived_from: model.derived_from.clone(),
+            synthetic: None,
+            decode_traffic: None,
+        });
+    }
     let info = gguf::validate(&model.path)?;
     let size_bytes = std::fs::metadata(&model.path)?.len();
     let sha256 = digest::sha256_file(&model.path, |_| {})?;

@@ -17,7 +17,11 @@ pub fn perplexity(args: &PerplexityArgs) -> Result<QualityResult> {
     let config_file = args.config.is_file().then_some(args.config.as_path());
     let (config, _, _) = options::load_config(config_file)?;
     let path = options::resolve_model(&config, &args.model)?.path;
-    tokbench_core::gguf::validate(&path)?;
+    if path.is_dir() {
+        tokbench_core::mlx_dir::describe(&path)?; // an MLX model directory (MLX backends)
+    } else {
+        tokbench_core::gguf::validate(&path)?;
+    }
     let backend = crate::registry::create(&args.backend, &[])?;
     let run = &config.run;
     let mut load = run.load_options(args.threads.unwrap_or_else(default_threads));

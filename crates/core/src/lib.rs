@@ -26,6 +26,7 @@ pub mod interrupt;
 pub mod machine;
 pub mod memory;
 pub mod metrics;
+pub mod mlx_dir;
 pub mod prompts;
 pub mod quality;
 pub mod stats;
