@@ -61,7 +61,16 @@ pub struct ServerConfig {
     /// Longest silence between two streamed events.
     #[serde(default = "ServerConfig::default_gap_timeout")]
     pub gap_timeout_s: f64,
+    /// Fields added to every request body, for what a server needs beyond the OpenAI fields tokbench sends, e.g.
+    /// `{ logit_bias = { "2" = -1000.0 } }` for a server without `ignore_eos` (mlx_lm.server). Fields tokbench sets
+    /// itself cannot be replaced.
+    #[serde(default)]
+    pub extra_body: serde_json::Map<String, serde_json::Value>,
 }
+
+/// Request fields tokbench sets itself, which a `[[server]] extra_body` may not replace: they define what is measured.
+pub const REQUEST_FIELDS: [&str; 8] =
+    ["prompt", "messages", "model", "max_tokens", "stream", "stream_options", "temperature", "options"];
 
 /// The HTTP APIs a `[[server]]` can speak (`api`), the one list that the config, the flags and the HTTP backend check
 /// against.
@@ -129,6 +138,7 @@ impl ServerConfig {
             startup_timeout_s: Self::default_startup_timeout(),
             first_token_timeout_s: Self::default_first_token_timeout(),
             gap_timeout_s: Self::default_gap_timeout(),
+            extra_body: serde_json::Map::new(),
         }
     }
 }
@@ -203,7 +213,8 @@ impl ModelSpec {
 #[serde(deny_unknown_fields, default)]
 pub struct RunConfig {
     pub backends: Vec<String>,
-    /// Names of `[[model]]` entries.
+    /// Names of `[[model]]` entries, ladder rungs (`name@TYPE`), or paths (anything with a `/`) to a GGUF file or an
+    /// MLX model directory.
     pub models: Vec<String>,
     /// Built-in (`short`, `medium`, `long`), `[[prompt]]` names, or `pN` for an exact N-token prompt.
     pub prompts: Vec<String>,
@@ -366,6 +377,13 @@ impl Config {
                 "two [[server]] entries are named {:?}: names select backends, so they must differ",
                 s.name
             );
+            if let Some(field) = s.extra_body.keys().find(|k| REQUEST_FIELDS.contains(&k.as_str())) {
+                bail!(
+                    "[[server]] {:?}: extra_body sets {field:?}, which tokbench sets itself (from the matrix): remove \
+                     it",
+                    s.name
+                );
+            }
             ensure!(
                 SERVER_APIS.contains(&s.api.as_str()),
                 "[[server]] {:?}: api {:?} is not one of {}",
@@ -397,7 +415,8 @@ impl Config {
                 );
             }
         }
-        for name in &r.models {
+        // A path (anything with a `/`) names a GGUF file or an MLX model directory directly; it is checked when run.
+        for name in r.models.iter().filter(|n| !n.contains('/')) {
             self.resolve_model(name)?;
         }
         for (backend, models) in &r.backend_models {
@@ -598,6 +617,24 @@ mod tests {
             let e = Config::parse(&server(bad)).unwrap_err().to_string();
             assert!(e.contains("gap_timeout_s") && e.contains("finite number of seconds"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn run_models_may_be_paths_but_names_must_exist() {
+        assert!(Config::parse(&GOOD.replace(r#"models = ["m"]"#, r#"models = ["m", "/data/my-mlx-dir"]"#)).is_ok());
+        let e = Config::parse(&GOOD.replace(r#"models = ["m"]"#, r#"models = ["nope"]"#)).unwrap_err().to_string();
+        assert!(e.contains("no [[model]] has that name"), "{e}");
+    }
+
+    #[test]
+    fn extra_body_adds_fields_but_never_replaces_what_is_measured() {
+        let server = |extra: &str| {
+            format!("{GOOD}\n[[server]]\nname = \"s\"\nurl = \"http://127.0.0.1:8080\"\nextra_body = {extra}\n")
+        };
+        let c = Config::parse(&server(r#"{ logit_bias = { "2" = -1000.0 } }"#)).unwrap();
+        assert_eq!(c.servers[0].extra_body["logit_bias"]["2"], serde_json::json!(-1000.0));
+        let e = Config::parse(&server("{ max_tokens = 4 }")).unwrap_err().to_string();
+        assert!(e.contains("\"max_tokens\"") && e.contains("tokbench sets itself"), "{e}");
     }
 
     const LADDER: &str = "\n[ladder]\nbase = \"m\"\ntypes = [\"F16\", \"Q8_0\", \"Q4_K_M\"]\n";

@@ -115,7 +115,9 @@ impl HttpBackend {
     }
 
     fn client(&self, url: &str) -> Result<Client> {
-        Ok(Client::new(url, self.api, self.config.model_name.clone(), self.api_key()?, self.timeouts()))
+        let mut client = Client::new(url, self.api, self.config.model_name.clone(), self.api_key()?, self.timeouts());
+        client.extra_body = self.config.extra_body.clone();
+        Ok(client)
     }
 }
 

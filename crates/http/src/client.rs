@@ -40,6 +40,8 @@ pub struct Client {
     /// Sent as `Authorization: Bearer …`; never logged or written to results.
     api_key: Option<String>,
     pub timeouts: Timeouts,
+    /// A `[[server]]`'s `extra_body`: fields added to every generation request.
+    pub extra_body: serde_json::Map<String, Value>,
 }
 
 /// What one streamed request produced, with arrival times.
@@ -71,7 +73,8 @@ impl Client {
             .max_idle_age(Duration::from_secs(2))
             .build()
             .into();
-        Client { agent, base_url: base_url.trim_end_matches('/').to_string(), api, model, api_key, timeouts }
+        let base_url = base_url.trim_end_matches('/').to_string();
+        Client { agent, base_url, api, model, api_key, timeouts, extra_body: serde_json::Map::new() }
     }
 
     fn url(&self, path: &str) -> String {
@@ -82,7 +85,11 @@ impl Client {
     /// deltas had arrived when it did.
     pub fn stream(&self, prompt: &str, max_tokens: usize, sampling: Sampling) -> Result<Streamed> {
         let url = self.url(self.api.path());
-        let body = serde_json::to_vec(&self.api.request(self.model.as_deref(), prompt, max_tokens, sampling))?;
+        let mut body = self.api.request(self.model.as_deref(), prompt, max_tokens, sampling);
+        if let Some(fields) = body.as_object_mut() {
+            fields.extend(self.extra_body.clone());
+        }
+        let body = serde_json::to_vec(&body)?;
         let request = self.post_stream(&url);
         let mut sent_at = Instant::now();
         let response = match request.send(&body[..]) {
