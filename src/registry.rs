@@ -31,7 +31,7 @@ pub struct Engine {
     create: Option<fn(&str) -> Result<Box<dyn Backend>>>,
 }
 
-const MLX_HOW: &str =
+pub const MLX_HOW: &str =
     "build with `--features mlx` (macOS, Metal), or on Linux run `cargo xtask run --mlx` / `cargo xtask \
                        test --mlx`, which prepare MLX's CPU build (docs/backends.md, MLX)";
 
@@ -55,7 +55,7 @@ macro_rules! built_with {
 }
 
 /// Every in-process engine, in the order `tokbench backends` lists them.
-pub fn engines() -> [Engine; 4] {
+pub fn engines() -> [Engine; 6] {
     let mlx_variant = |name, create| Engine {
         name,
         aliases: &[],
@@ -73,8 +73,12 @@ pub fn engines() -> [Engine; 4] {
             capabilities: IN_PROCESS,
             create: built_with!("llama-cpp", llama_cpp),
         },
-        // MLX on the file's own types; mlx-q4 / mlx-q8 quantize dense weights with MLX on load.
+        // MLX on the file's own types, computing in the weights' float type as mlx-lm does (float32 on MLX's CPU
+        // device); mlx-native in the weights' type everywhere; mlx-f32 in float32; mlx-q4 / mlx-q8 quantize dense
+        // weights with MLX on load.
         mlx_variant("mlx", built_with!("mlx", mlx)),
+        mlx_variant("mlx-native", built_with!("mlx", mlx)),
+        mlx_variant("mlx-f32", built_with!("mlx", mlx)),
         mlx_variant("mlx-q4", built_with!("mlx", mlx)),
         mlx_variant("mlx-q8", built_with!("mlx", mlx)),
     ]
@@ -156,7 +160,7 @@ mod tests {
         assert_eq!(capabilities("llama.cpp", &[server]), Some(SERVER));
         assert_eq!(capabilities("llama.cpp", &[]), Some(IN_PROCESS));
         let e = create("vllm", &[]).err().unwrap().to_string();
-        assert!(e.contains("known: llama.cpp, mlx, mlx-q4, mlx-q8"), "{e}");
+        assert!(e.contains("known: llama.cpp, mlx, mlx-native, mlx-f32, mlx-q4, mlx-q8"), "{e}");
     }
 
     #[cfg(not(feature = "mlx"))]

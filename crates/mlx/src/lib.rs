@@ -7,6 +7,7 @@
 //! warmup generations come first; decode is pipelined as mlx-lm pipelines it — step `i+1`'s graph is built and
 //! handed to MLX (`async_eval`) before the host waits for token `i` — and the host time spent building and
 //! dispatching, MLX's own peak memory (reset before every run) are reported beside the clocks.
+pub mod export;
 pub mod llama;
 pub mod tokenizer;
 pub mod weights;
@@ -33,29 +34,56 @@ use crate::weights::{mlx_err, DenseWeights};
 pub const MLX_VERSION: &str = "0.32.2";
 const MLX_RS_VERSION: &str = "0.33.0";
 
-/// Activations, KV cache, norms and quantization scales are float32: llama.cpp's CPU path computes in float32 too,
-/// which is what lets greedy generations agree token for token. (mlx-lm would run in the weights' float16.)
-const COMPUTE_DTYPE: Dtype = Dtype::Float32;
+/// The float type activations, KV cache, norms and quantization scales are computed in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Numerics {
+    /// `mlx`: the weights' own float type on a GPU (Metal), as mlx-lm computes — float16 for GGUF F16 and the
+    /// quantized types (their scales are f16), bfloat16 for BF16 models; float32 on MLX's CPU device, whose float16
+    /// kernels run in software (quantized matmul measured 31× slower in float16 than in float32 there,
+    /// docs/measurements.md), so a CPU row in float16 would measure that emulation, not the engine.
+    Auto,
+    /// `mlx-native`: the weights' own float type on every device, as mlx-lm computes, also on the CPU.
+    AsWeights,
+    /// `mlx-f32`: float32 throughout, as llama.cpp's CPU path computes: the closest match to llama.cpp's numbers, at
+    /// twice the KV-cache and activation traffic of float16.
+    Float32,
+}
 
-/// The backend. `mlx` runs weights as stored; `mlx-q4` / `mlx-q8` quantize dense (F16/BF16/F32) weight matrices to
-/// MLX's own 4-bit / 8-bit format (groups of 64, mlx-lm's default) on load — the "MLX 4-bit / 8-bit" rows.
+impl Numerics {
+    /// Whether a model computes in its weights' float type on MLX's default device.
+    pub fn uses_weight_type(self) -> bool {
+        match self {
+            Numerics::Auto => mlx_rs::Device::default().get_type().is_ok_and(|t| matches!(t, mlx_rs::DeviceType::Gpu)),
+            Numerics::AsWeights => true,
+            Numerics::Float32 => false,
+        }
+    }
+}
+
+/// The backend. `mlx` runs weights as stored (numerics: [`Numerics::Auto`]); `mlx-native` and `mlx-f32` the same in the
+/// weights' float type and in float32; `mlx-q4` /
+/// `mlx-q8` quantize dense (F16/BF16/F32) weight matrices to MLX's own 4-bit / 8-bit format (groups of 64, mlx-lm's
+/// default) on load — the "MLX 4-bit / 8-bit" rows.
 pub struct Mlx {
     name: &'static str,
     dense: DenseWeights,
+    numerics: Numerics,
 }
 
 impl Mlx {
     /// Backend names this crate answers to.
-    pub const NAMES: [&'static str; 3] = ["mlx", "mlx-q4", "mlx-q8"];
+    pub const NAMES: [&'static str; 5] = ["mlx", "mlx-native", "mlx-f32", "mlx-q4", "mlx-q8"];
 
     pub fn new(name: &str) -> Result<Mlx> {
-        let (name, dense) = match name {
-            "mlx" => ("mlx", DenseWeights::AsStored),
-            "mlx-q4" => ("mlx-q4", DenseWeights::Quantize { bits: 4, group_size: 64 }),
-            "mlx-q8" => ("mlx-q8", DenseWeights::Quantize { bits: 8, group_size: 64 }),
+        let (name, dense, numerics) = match name {
+            "mlx" => ("mlx", DenseWeights::AsStored, Numerics::Auto),
+            "mlx-native" => ("mlx-native", DenseWeights::AsStored, Numerics::AsWeights),
+            "mlx-f32" => ("mlx-f32", DenseWeights::AsStored, Numerics::Float32),
+            "mlx-q4" => ("mlx-q4", DenseWeights::Quantize { bits: 4, group_size: 64 }, Numerics::Auto),
+            "mlx-q8" => ("mlx-q8", DenseWeights::Quantize { bits: 8, group_size: 64 }, Numerics::Auto),
             other => bail!("no MLX backend variant {other:?}: use one of {}", Self::NAMES.join(", ")),
         };
-        Ok(Mlx { name, dense })
+        Ok(Mlx { name, dense, numerics })
     }
 
     /// Where MLX computes: its default device (Metal GPU on Apple silicon, the CPU elsewhere).
@@ -77,10 +105,15 @@ impl Backend for Mlx {
                 format!("dense weights quantized to MLX {bits}-bit (group {group_size}) on load")
             }
         };
+        let numerics = match (self.numerics, self.numerics.uses_weight_type()) {
+            (Numerics::Float32, _) => "activations float32",
+            (_, true) => "activations in the weights' float type",
+            (_, false) => "activations float32 (MLX's CPU device runs float16 in software)",
+        };
         EngineInfo {
             backend: self.name.to_string(),
             version: format!("mlx-rs {MLX_RS_VERSION} (MLX {MLX_VERSION})"),
-            build_info: format!("device = {} | {build} | activations float32 | {weights}", Self::device()),
+            build_info: format!("device = {} | {build} | {numerics} | {weights}", Self::device()),
             server: None,
         }
     }
@@ -88,9 +121,9 @@ impl Backend for Mlx {
     fn load(&self, path: &Path, options: &LoadOptions) -> Result<Box<dyn LoadedModel>> {
         ensure!(options.ctx_size > 0, "--ctx-size must be at least 1");
         let (model, tokenizer) = if path.is_dir() {
-            (weights::load_safetensors_dir(path, self.dense, COMPUTE_DTYPE)?, Tokenizer::from_hf_dir(path)?)
+            (weights::load_safetensors_dir(path, self.dense, self.numerics)?, Tokenizer::from_hf_dir(path)?)
         } else if path.is_file() {
-            (weights::load_gguf(path, self.dense, COMPUTE_DTYPE)?, Tokenizer::from_gguf(path)?)
+            (weights::load_gguf(path, self.dense, self.numerics)?, Tokenizer::from_gguf(path)?)
         } else {
             bail!(
                 "model {} does not exist: give a GGUF file or an MLX model directory (config.json, *.safetensors, \
@@ -108,7 +141,7 @@ impl Backend for Mlx {
                 *b = f32::NEG_INFINITY;
             }
         }
-        let eog_bias = Array::from_slice(&bias, &[vocab as i32]);
+        let eog_bias = Array::from_slice(&bias, &[vocab as i32]).as_dtype(model.dtype).map_err(mlx_err)?;
         eval([&eog_bias]).map_err(mlx_err)?;
         Ok(Box::new(MlxLoaded { model, tokenizer, eog_bias, options: options.clone(), depth: 0, depth_cache: None }))
     }
@@ -223,8 +256,12 @@ impl LoadedModel for MlxLoaded {
             n_params: Some(self.model.n_params()),
             n_ctx_train: self.model.config.n_ctx_train,
             n_vocab: Some(self.model.config.vocab as u32),
-            // Keys and values are kept in the compute type, float32.
-            kv_cache_type: Some("f32"),
+            // Keys and values are kept in the compute type.
+            kv_cache_type: Some(match self.model.dtype {
+                Dtype::Float16 => "f16",
+                Dtype::Bfloat16 => "bf16",
+                _ => "f32",
+            }),
         }
     }
 

@@ -14,6 +14,7 @@ use mlx_rs::{Array, Dtype};
 use serde::Deserialize;
 
 use crate::llama::{Attention, Block, Linear, LlamaConfig, LlamaModel, Mlp};
+use crate::Numerics;
 
 /// GGUF quantized tensors as MLX's reader returns them: one scale and bias per 32 weights.
 const GGUF_GROUP_SIZE: i32 = 32;
@@ -130,7 +131,24 @@ const HF_NAMES: Names = Names {
     hugging_face: true,
 };
 
-fn assemble(mut t: Tensors, names: &Names, config: LlamaConfig, group: i32, compute: Dtype) -> Result<LlamaModel> {
+/// The float type a model computes in: float32 where `numerics` says so, else the weights' own, as mlx-lm computes —
+/// the type of the embedding's quantization scales, or of the embedding itself where it is dense (a GGUF's norms are
+/// F32 even in an F16 file, so they do not decide).
+fn compute_dtype(t: &Tensors, names: &Names, numerics: Numerics) -> Result<Dtype> {
+    if !numerics.uses_weight_type() {
+        return Ok(Dtype::Float32);
+    }
+    let (scales, weight) = (format!("{}.scales", names.embed), format!("{}.weight", names.embed));
+    let decides = t.map.get(&scales).or_else(|| t.map.get(&weight)).ok_or_else(|| anyhow!("{} has no tensor {weight:?}", t.source))?;
+    Ok(match decides.dtype() {
+        Dtype::Float16 => Dtype::Float16,
+        Dtype::Bfloat16 => Dtype::Bfloat16,
+        _ => Dtype::Float32,
+    })
+}
+
+fn assemble(mut t: Tensors, names: &Names, config: LlamaConfig, group: i32, numerics: Numerics) -> Result<LlamaModel> {
+    let compute = compute_dtype(&t, names, numerics)?;
     let embed = t.linear(names.embed, group, compute)?;
     let head = if t.map.contains_key(&format!("{}.weight", names.head)) {
         Some(t.linear(names.head, group, compute)?)
@@ -161,7 +179,7 @@ fn assemble(mut t: Tensors, names: &Names, config: LlamaConfig, group: i32, comp
 }
 
 /// A GGUF of a llama-architecture model.
-pub fn load_gguf(path: &Path, dense: DenseWeights, compute: Dtype) -> Result<LlamaModel> {
+pub fn load_gguf(path: &Path, dense: DenseWeights, numerics: Numerics) -> Result<LlamaModel> {
     let source = path.display().to_string();
     let file = GgufFile::load(path).map_err(|e| {
         anyhow!(
@@ -218,7 +236,7 @@ pub fn load_gguf(path: &Path, dense: DenseWeights, compute: Dtype) -> Result<Lla
         vocab,
         n_ctx_train: number("llama.context_length")?.map(|v| v as u32),
     };
-    assemble(Tensors { map, source, dense }, &GGUF_NAMES, config, GGUF_GROUP_SIZE, compute)
+    assemble(Tensors { map, source, dense }, &GGUF_NAMES, config, GGUF_GROUP_SIZE, numerics)
 }
 
 /// Hugging Face `config.json` fields a llama model needs (mlx-community adds `quantization`).
@@ -261,7 +279,7 @@ pub fn safetensors_files(dir: &Path) -> Result<(PathBuf, Vec<PathBuf>)> {
     Ok((config, shards))
 }
 
-pub fn load_safetensors_dir(dir: &Path, dense: DenseWeights, compute: Dtype) -> Result<LlamaModel> {
+pub fn load_safetensors_dir(dir: &Path, dense: DenseWeights, numerics: Numerics) -> Result<LlamaModel> {
     let (config_path, shards) = safetensors_files(dir)?;
     let text = std::fs::read_to_string(&config_path)?;
     let hf: HfConfig =
@@ -298,5 +316,5 @@ pub fn load_safetensors_dir(dir: &Path, dense: DenseWeights, compute: Dtype) -> 
         ensure!([2, 3, 4, 5, 6, 8].contains(&q.bits), "{}: quantization bits {}", config_path.display(), q.bits);
     }
     let source = dir.display().to_string();
-    assemble(Tensors { map, source, dense }, &HF_NAMES, config, group, compute)
+    assemble(Tensors { map, source, dense }, &HF_NAMES, config, group, numerics)
 }
