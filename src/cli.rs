@@ -37,9 +37,31 @@ pub enum Command {
     /// Write a synthetic llama model of a given size (seeded random weights, a real tokenizer) for speed and memory
     /// tables without downloads. Its results are marked synthetic and never scored for quality.
     Synth(SynthArgs),
+    /// Write a GGUF as an MLX-format model directory (config.json, model.safetensors, tokenizer.json), the layout
+    /// mlx-lm and mlx-community use: same weights, nothing re-quantized. Needs the MLX backend (`--features mlx`).
+    ExportMlx(ExportMlxArgs),
     /// One self-contained HTML page of one or several results files: the table, the Pareto chart, TTFT against
     /// prompt length, decode against depth, the roofline, model size against speed, inter-token latency.
     Report(ReportArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct ExportMlxArgs {
+    /// GGUF file, or a model name from the config (llama family, byte-level BPE tokenizer).
+    #[arg(long, short = 'm')]
+    pub model: String,
+    /// The directory to write. Default: <models dir>/mlx/<file stem>.
+    #[arg(long, short = 'o')]
+    pub out: Option<PathBuf>,
+    /// Replace an existing directory.
+    #[arg(long)]
+    pub force: bool,
+    /// Float type of scales, norms and dense weights (mlx-lm computes in it): float16, bfloat16 or float32.
+    /// Default: the weights' own (float16 for GGUF quantized types).
+    #[arg(long)]
+    pub dtype: Option<String>,
+    #[arg(long, default_value = DEFAULT_CONFIG_FILE)]
+    pub config: PathBuf,
 }
 
 #[derive(Args, Debug)]

@@ -1,5 +1,6 @@
 //! One file per `tokbench` subcommand: what it does with the options `cli.rs` parsed.
 pub mod backends;
+pub mod export_mlx;
 pub mod perplexity;
 pub mod quantize;
 pub mod run;
@@ -18,6 +19,7 @@ pub fn main() -> Result<()> {
         Command::Quantize(args) => quantize::quantize(&args),
         Command::Perplexity(args) => perplexity::perplexity(&args).map(|_| ()),
         Command::Synth(args) => synth::synth(&args),
+        Command::ExportMlx(args) => export_mlx::export_mlx(&args),
         Command::Machine => {
             let mut machine = tokbench_core::machine::detect();
             machine.bandwidth = Some(tokbench_core::bandwidth::for_this_boot(&machine, true));

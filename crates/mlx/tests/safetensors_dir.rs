@@ -1,17 +1,15 @@
 //! The MLX-format directory path (config.json + model.safetensors + tokenizer.json, Hugging Face tensor names and
-//! layout), on a directory made here from the default GGUF: its tensors renamed to Hugging Face's names, Q and K put
-//! back into Hugging Face's row order (undoing llama.cpp's converter permutation, so the split-halves RoPE applies),
-//! and a byte-level BPE tokenizer.json built from the GGUF's own vocabulary and merges. Same weights, so greedy
-//! decoding must give exactly the tokens the GGUF gives — through the other RoPE form, the safetensors reader, the
-//! `tokenizers` crate and the config.json parser.
-use std::collections::HashMap;
+//! layout), on the directory `tokbench export-mlx` makes from the default GGUF (`tokbench_mlx::export`): its tensors
+//! renamed to Hugging Face's names, Q and K put back into Hugging Face's row order (undoing llama.cpp's converter
+//! permutation, so the split-halves RoPE applies), and a byte-level BPE tokenizer.json built from the GGUF's own
+//! vocabulary and merges. Same weights, so greedy decoding must give exactly the tokens the GGUF gives — through the
+//! other RoPE form, the safetensors reader, the `tokenizers` crate and the config.json parser.
 use std::path::PathBuf;
 
-use mlx_rs::io::{GgufFile, GgufMetadataValue};
-use mlx_rs::Array;
 use tokbench_core::backend::{Backend, GenerationRequest, LoadOptions, LoadedModel};
 use tokbench_core::metrics::TraceRecorder;
-use tokbench_mlx::Mlx;
+use tokbench_mlx::export::export_gguf;
+use tokbench_mlx::{Mlx, Numerics};
 use tokbench_record::setup::{FlashAttn, Sampling};
 
 fn default_model() -> PathBuf {
@@ -22,53 +20,6 @@ fn default_model() -> PathBuf {
     path
 }
 
-fn number(file: &GgufFile, key: &str) -> f64 {
-    match file.get_metadata(key).unwrap() {
-        Some(GgufMetadataValue::Array(a)) => a.item_cast::<f64>(),
-        other => panic!("{key}: {other:?}"),
-    }
-}
-
-/// Rows of a llama.cpp-permuted Q or K projection (`n_head` heads of `head_dim` rows) in Hugging Face order. The
-/// converter maps HF row `h·d + half·(d/2) + i` to GGUF row `h·d + 2i + half`; HF row r is therefore GGUF row `src[r]`.
-fn unpermute_rows(n_head: i32, head_dim: i32) -> Array {
-    let mut src = Vec::with_capacity((n_head * head_dim) as usize);
-    for h in 0..n_head {
-        for half in 0..2 {
-            for i in 0..head_dim / 2 {
-                src.push(h * head_dim + 2 * i + half);
-            }
-        }
-    }
-    Array::from_slice(&src, &[n_head * head_dim])
-}
-
-fn hf_name(gguf: &str) -> Option<String> {
-    let (stem, suffix) = gguf.rsplit_once('.')?;
-    let stem = match stem {
-        "token_embd" => "model.embed_tokens".to_string(),
-        "output_norm" => "model.norm".to_string(),
-        _ => {
-            let rest = stem.strip_prefix("blk.")?;
-            let (layer, part) = rest.split_once('.')?;
-            let hf = match part {
-                "attn_norm" => "input_layernorm",
-                "ffn_norm" => "post_attention_layernorm",
-                "attn_q" => "self_attn.q_proj",
-                "attn_k" => "self_attn.k_proj",
-                "attn_v" => "self_attn.v_proj",
-                "attn_output" => "self_attn.o_proj",
-                "ffn_gate" => "mlp.gate_proj",
-                "ffn_up" => "mlp.up_proj",
-                "ffn_down" => "mlp.down_proj",
-                _ => return None,
-            };
-            format!("model.layers.{layer}.{hf}")
-        }
-    };
-    Some(format!("{stem}.{suffix}"))
-}
-
 fn greedy(model: &mut dyn LoadedModel, prompt: &str, n: usize) -> Vec<u32> {
     let mut trace = TraceRecorder::start(n);
     model
@@ -77,61 +28,38 @@ fn greedy(model: &mut dyn LoadedModel, prompt: &str, n: usize) -> Vec<u32> {
     trace.finish().unwrap().tokens
 }
 
+/// Prompts whose tokenization must match llama.cpp's: words, digits (SmolLM's pre-tokenizer splits each), a control
+/// token written in the text, code, non-ASCII.
+const PROMPTS: [&str; 5] = [
+    "The capital of France is",
+    "Q: What is 12 times 7? 1984 and 3.14159\nA:",
+    "<|im_start|>user\nHello<|im_end|>\n",
+    "def f(x):\n    return x ** 2  # square",
+    "Ça coûte 5 € — naïve café",
+];
+
 #[test]
 fn an_mlx_safetensors_directory_generates_what_the_same_gguf_generates() {
     let gguf_path = default_model();
-    let gguf = GgufFile::load(&gguf_path).unwrap();
-    let (n_head, n_kv) =
-        (number(&gguf, "llama.attention.head_count") as i32, number(&gguf, "llama.attention.head_count_kv") as i32);
-    let hidden = number(&gguf, "llama.embedding_length") as i32;
-    let head_dim = hidden / n_head;
-    let dir = tempfile::tempdir().unwrap();
-
-    let mut tensors: HashMap<String, Array> = HashMap::new();
-    for (name, array) in gguf.arrays().unwrap() {
-        let hf = hf_name(&name).unwrap_or_else(|| panic!("unexpected GGUF tensor {name}"));
-        let rows = if hf.contains("q_proj.") {
-            Some(unpermute_rows(n_head, head_dim))
-        } else if hf.contains("k_proj.") {
-            Some(unpermute_rows(n_kv, head_dim))
-        } else {
-            None
-        };
-        let array = match rows {
-            Some(rows) => array.take_axis(&rows, 0).unwrap(),
-            None => array,
-        };
-        tensors.insert(hf, array);
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("smollm2-mlx");
+    let exported = export_gguf(&gguf_path, &dir, false, None).unwrap();
+    eprintln!("{exported:?}");
+    assert_eq!(exported.dtype, "float16", "Q4_1 scales are f16, so the export is float16");
+    // SmolLM2's Q4_1 file keeps its embedding in Q8_0: 4 bits for most layers, 8 for the embedding.
+    assert_eq!(exported.quantization.first(), Some(&(4, 32)));
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["quantization"]["model.embed_tokens"]["bits"], 8, "{config}");
+    for file in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"] {
+        assert!(dir.join(file).is_file(), "{file} missing");
     }
-    Array::save_safetensors(&tensors, None, dir.path().join("model.safetensors")).unwrap();
-
-    let config = serde_json::json!({
-        "model_type": "llama",
-        "hidden_size": hidden,
-        "num_hidden_layers": number(&gguf, "llama.block_count") as i32,
-        "num_attention_heads": n_head,
-        "num_key_value_heads": n_kv,
-        "rms_norm_eps": number(&gguf, "llama.attention.layer_norm_rms_epsilon"),
-        "rope_theta": number(&gguf, "llama.rope.freq_base"),
-        "vocab_size": tensors["model.embed_tokens.weight"].shape()[0],
-        "max_position_embeddings": number(&gguf, "llama.context_length") as u32,
-        "tie_word_embeddings": true,
-        "eos_token_id": number(&gguf, "tokenizer.ggml.eos_token_id") as u32,
-        "quantization": { "group_size": 32, "bits": 4 },
-    });
-    std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
-
-    // GPT-2-style byte-level BPE from the GGUF's own tokens and merges.
-    let tokens = gguf.get_metadata_strings("tokenizer.ggml.tokens").unwrap().unwrap();
-    let merges = gguf.get_metadata_strings("tokenizer.ggml.merges").unwrap().unwrap();
-    let vocab: tokenizers::models::bpe::Vocab = tokens.into_iter().enumerate().map(|(i, t)| (t, i as u32)).collect();
-    let merges: Vec<(String, String)> =
-        merges.iter().map(|m| m.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())).unwrap()).collect();
-    let bpe = tokenizers::models::bpe::BPE::builder().vocab_and_merges(vocab, merges).build().unwrap();
-    let mut tokenizer = tokenizers::Tokenizer::new(bpe);
-    tokenizer.with_pre_tokenizer(Some(tokenizers::pre_tokenizers::byte_level::ByteLevel::new(false, true, true)));
-    tokenizer.with_decoder(Some(tokenizers::decoders::byte_level::ByteLevel::default()));
-    tokenizer.save(dir.path().join("tokenizer.json"), false).unwrap();
+    // Nothing but the result is left in the parent.
+    let left: Vec<_> = std::fs::read_dir(scratch.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("smollm2-mlx")]);
+    let tokenizer_config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("tokenizer_config.json")).unwrap()).unwrap();
+    assert_eq!(tokenizer_config["add_bos_token"], false, "SmolLM2 adds no BOS");
 
     let options = LoadOptions {
         threads: 2,
@@ -144,11 +72,48 @@ fn an_mlx_safetensors_directory_generates_what_the_same_gguf_generates() {
     };
     let backend = Mlx::new("mlx").unwrap();
     let mut from_gguf = backend.load(&gguf_path, &options).unwrap();
-    let mut from_dir = backend.load(dir.path(), &options).unwrap();
-    let prompt = "The capital of France is";
-    assert_eq!(from_dir.tokenize(prompt).unwrap(), from_gguf.tokenize(prompt).unwrap(), "tokenizer.json = llama.cpp's");
+    let mut from_dir = backend.load(&dir, &options).unwrap();
+    if !Numerics::Auto.uses_weight_type() {
+        // `mlx` computes in float32 here (MLX's CPU device): the directory must hold the GGUF's float32 norms too,
+        // which `--dtype float32` keeps exactly (and the f16 scales widen exactly).
+        let dir32 = scratch.path().join("smollm2-mlx-f32");
+        assert_eq!(export_gguf(&gguf_path, &dir32, false, Some(mlx_rs::Dtype::Float32)).unwrap().dtype, "float32");
+        from_dir = backend.load(&dir32, &options).unwrap();
+    }
+    for prompt in PROMPTS {
+        assert_eq!(
+            from_dir.tokenize(prompt).unwrap(),
+            from_gguf.tokenize(prompt).unwrap(),
+            "tokenizer.json tokenizes {prompt:?} as llama.cpp does"
+        );
+    }
+    let prompt = PROMPTS[0];
     let (a, b) = (greedy(from_gguf.as_mut(), prompt, 16), greedy(from_dir.as_mut(), prompt, 16));
     eprintln!("gguf: {:?}\ndir:  {:?}", from_gguf.detokenize(&a).unwrap(), from_dir.detokenize(&b).unwrap());
     assert_eq!(b, a, "the safetensors directory must generate what the GGUF generates");
     assert_eq!(from_dir.detokenize(&b).unwrap(), from_gguf.detokenize(&a).unwrap());
+}
+
+#[test]
+fn export_never_replaces_a_directory_unasked_and_names_bad_input() {
+    let gguf_path = default_model();
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = scratch.path().join("out");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(dir.join("keep.txt"), "mine").unwrap();
+    let e = export_gguf(&gguf_path, &dir, false, None).unwrap_err().to_string();
+    assert!(e.contains("exists") && e.contains("--force"), "{e}");
+    assert_eq!(std::fs::read_to_string(dir.join("keep.txt")).unwrap(), "mine", "nothing was touched");
+
+    let not_gguf = scratch.path().join("notes.gguf");
+    std::fs::write(&not_gguf, "not a model").unwrap();
+    let e = export_gguf(&not_gguf, &scratch.path().join("x"), false, None).unwrap_err().to_string();
+    assert!(e.contains("notes.gguf"), "{e}");
+    let mut left: Vec<_> = std::fs::read_dir(scratch.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    left.sort();
+    assert_eq!(left, ["notes.gguf", "out"].map(std::ffi::OsString::from), "a failed export leaves nothing");
+
+    // --force replaces it, whole.
+    export_gguf(&gguf_path, &dir, true, None).unwrap();
+    assert!(!dir.join("keep.txt").exists() && dir.join("model.safetensors").is_file());
 }
