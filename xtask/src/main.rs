@@ -3,6 +3,7 @@ mod fetch;
 mod gate;
 mod gpu;
 mod mlx;
+mod mlx_lm;
 mod peers;
 
 use std::path::PathBuf;
@@ -57,6 +58,10 @@ enum Command {
     /// Side by side with llama.cpp's own llama-perplexity (built from the llama-cpp-python sdist): same model, corpus
     /// and n_ctx; PPL difference and scoring tokens/s ratio.
     VsLlamaPerplexity(peers::VsPerplexityArgs),
+    /// Side by side with mlx-lm (pinned, in a venv under ~/.cache/tokbench): the GGUF exported as an MLX directory,
+    /// then mlx-lm's generation loop and tokbench's MLX backend alternately on it (prefill and decode ratios), the
+    /// same greedy tokens, perplexity on the same chunks.
+    VsMlxLm(mlx_lm::VsMlxLmArgs),
     /// A bundle for a CUDA machine without Rust or network (target/gpu-bundle): tokbench on shared llama.cpp
     /// libraries, the llama.cpp tree to build them with CUDA there, llama-bench's sources, a tokenizer model; prints
     /// the commands to run there (docs/gpu.md).
@@ -82,6 +87,7 @@ pub struct Engines {
 
 impl Engines {
     pub const LLAMA_CPP_ONLY: Engines = Engines { mlx: false };
+    pub const WITH_MLX: Engines = Engines { mlx: true };
 
     pub fn mlx(self) -> bool {
         self.mlx || cfg!(target_os = "macos")
@@ -127,6 +133,7 @@ fn main() -> ExitCode {
             .and_then(|paths| peers::nextest(engines, &paths[0], &args)),
         Command::VsLlamaBench(args) => peers::vs_llama_bench(&args),
         Command::VsLlamaPerplexity(args) => peers::vs_llama_perplexity(&args),
+        Command::VsMlxLm(args) => mlx_lm::vs_mlx_lm(&args),
         Command::GpuBundle(args) => gpu::gpu_bundle(&args),
         Command::PrepareMlx => mlx::prepare().map(|config| {
             if let Some(config) = config {

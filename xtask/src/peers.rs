@@ -86,6 +86,10 @@ pub fn nextest(engines: Engines, model: &std::path::Path, args: &[String]) -> Re
     // The server backend's tests run against llama.cpp's own llama-server (built once, cached outside the repo).
     let llama_server = build_peer_tool(PEER_SDIST_VERSION, "llama-server")?;
     let mut tests = crate::mlx::cargo(engines, &["nextest", "run", "--workspace"])?;
+    if engines.mlx() {
+        // The MLX server test runs mlx-lm's own mlx_lm.server (pinned, in a venv under the cache).
+        tests.env("TOKBENCH_MLX_LM_VENV", crate::mlx_lm::venv()?);
+    }
     tests
         .args(without_mlx)
         .args(args)
@@ -153,7 +157,7 @@ pub fn output(cmd: &mut Command) -> Result<String> {
 }
 
 /// The model a comparison runs on: the one given, else the config's first model (fetched and verified if needed).
-fn model_or_default(model: Option<&PathBuf>, config_path: &std::path::Path) -> Result<PathBuf> {
+pub(crate) fn model_or_default(model: Option<&PathBuf>, config_path: &std::path::Path) -> Result<PathBuf> {
     if let Some(m) = model {
         return Ok(m.clone());
     }
