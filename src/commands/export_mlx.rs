@@ -21,7 +21,8 @@ pub fn export_mlx(args: &ExportMlxArgs) -> Result<()> {
 fn export(gguf: &std::path::Path, out: &std::path::Path, force: bool, dtype: Option<&str>) -> Result<()> {
     let dtype = dtype.map(tokbench_mlx::export::parse_dtype).transpose()?;
     let made = tokbench_mlx::export::export_gguf(gguf, out, force, dtype)?;
-    let quantization: Vec<String> = made.quantization.iter().map(|(bits, group)| format!("{bits}-bit/g{group}")).collect();
+    let quantization: Vec<String> =
+        made.quantization.iter().map(|(bits, group)| format!("{bits}-bit/g{group}")).collect();
     println!(
         "{}: {} tensors, {:.1} MB of weights, {}{}",
         made.dir.display(),
@@ -35,8 +36,5 @@ fn export(gguf: &std::path::Path, out: &std::path::Path, force: bool, dtype: Opt
 
 #[cfg(not(feature = "mlx"))]
 fn export(_: &std::path::Path, _: &std::path::Path, _: bool, _: Option<&str>) -> Result<()> {
-    anyhow::bail!(
-        "export-mlx needs the MLX backend, which this binary was built without: {}",
-        crate::registry::MLX_HOW
-    )
+    anyhow::bail!("export-mlx needs the MLX backend, which this binary was built without: {}", crate::registry::MLX_HOW)
 }

@@ -157,8 +157,11 @@ pub fn vs_mlx_lm(args: &VsMlxLmArgs) -> Result<()> {
         Ok((b.prompt.prompt_tokens as f64 / ttft, decode, format!("{} [{}]", b.engine.version, b.engine.build_info)))
     };
     let mlx_lm_round = |round: usize| -> Result<(f64, f64, Value)> {
-        let v = mlx_lm(&python, &model, &["--prompt-tokens", &p, "--gen-tokens", &n, "--warmup", "1", "--runs", &reps]
-            .map(String::from))?;
+        let v = mlx_lm(
+            &python,
+            &model,
+            &["--prompt-tokens", &p, "--gen-tokens", &n, "--warmup", "1", "--runs", &reps].map(String::from),
+        )?;
         write_json_atomic(&args.out.join(format!("round-{round}-mlx-lm.json")), &v)?;
         let runs = v["runs"].as_array().ok_or_else(|| anyhow!("bench.py reported no runs"))?;
         let col = |k: &str| runs.iter().filter_map(|r| r[k].as_f64()).collect::<Vec<_>>();
@@ -174,10 +177,14 @@ pub fn vs_mlx_lm(args: &VsMlxLmArgs) -> Result<()> {
         for ours in [round % 2 == 1, round % 2 == 0] {
             if ours {
                 let (pp, tg, engine) = tokbench_round(round)?;
-                (ours_pp.push(pp), ours_tg.push(tg), our_engine = engine);
+                ours_pp.push(pp);
+                ours_tg.push(tg);
+                our_engine = engine;
             } else {
                 let (pp, tg, info) = mlx_lm_round(round)?;
-                (theirs_pp.push(pp), theirs_tg.push(tg), their_info = info);
+                theirs_pp.push(pp);
+                theirs_tg.push(tg);
+                their_info = info;
             }
         }
         eprintln!(
@@ -220,7 +227,12 @@ pub fn vs_mlx_lm(args: &VsMlxLmArgs) -> Result<()> {
     let g = mlx_lm(
         &python,
         &model,
-        &["--greedy-prompt".to_string(), args.greedy_prompt.clone(), "--greedy-tokens".into(), args.greedy_tokens.to_string()],
+        &[
+            "--greedy-prompt".to_string(),
+            args.greedy_prompt.clone(),
+            "--greedy-tokens".into(),
+            args.greedy_tokens.to_string(),
+        ],
     )?;
     let theirs_tokens: Vec<u32> = serde_json::from_value(g["greedy"]["tokens"].clone())?;
     let same = ours_tokens.iter().zip(&theirs_tokens).take_while(|(a, b)| a == b).count();
@@ -238,12 +250,17 @@ pub fn vs_mlx_lm(args: &VsMlxLmArgs) -> Result<()> {
         .arg(&ppl_out)
         .stdout(std::process::Stdio::null()))?;
     let ours_ppl: Value = serde_json::from_str(&std::fs::read_to_string(&ppl_out)?)?;
-    let mut ppl_args = vec!["--corpus".to_string(), args.corpus.display().to_string(), "--ctx".into(), args.ctx.to_string()];
+    let mut ppl_args =
+        vec!["--corpus".to_string(), args.corpus.display().to_string(), "--ctx".into(), args.ctx.to_string()];
     ppl_args.extend(chunks.map(|n| format!("--chunks={n}")));
     let theirs_ppl = mlx_lm(&python, &model, &ppl_args)?;
-    let (op, tp) = (ours_ppl["ppl"].as_f64().context("no ppl")?, theirs_ppl["perplexity"]["ppl"].as_f64().context("no ppl")?);
+    let (op, tp) =
+        (ours_ppl["ppl"].as_f64().context("no ppl")?, theirs_ppl["perplexity"]["ppl"].as_f64().context("no ppl")?);
     let (o_scored, t_scored) = (ours_ppl["tokens_scored"].as_u64(), theirs_ppl["perplexity"]["tokens_scored"].as_u64());
-    ensure!(o_scored == t_scored, "the two scored different tokens ({o_scored:?} vs {t_scored:?}): the tokenizers differ");
+    ensure!(
+        o_scored == t_scored,
+        "the two scored different tokens ({o_scored:?} vs {t_scored:?}): the tokenizers differ"
+    );
 
     let (opp, tpp, otg, ttg) = (median(&ours_pp), median(&theirs_pp), median(&ours_tg), median(&theirs_tg));
     let round_ratio = |o: &[f64], t: &[f64]| median(&o.iter().zip(t).map(|(a, b)| a / b).collect::<Vec<_>>());

@@ -26,7 +26,8 @@ pub fn describe(dir: &Path) -> Result<MlxDir> {
          tokenizer.json (as mlx-community publishes; `tokbench export-mlx` writes one from a GGUF)",
         dir.display()
     );
-    let text = std::fs::read_to_string(&config_path).with_context(|| format!("cannot read {}", config_path.display()))?;
+    let text =
+        std::fs::read_to_string(&config_path).with_context(|| format!("cannot read {}", config_path.display()))?;
     let config: Value =
         serde_json::from_str(&text).with_context(|| format!("{} is not JSON", config_path.display()))?;
     let mut shards: Vec<PathBuf> = std::fs::read_dir(dir)
@@ -68,12 +69,18 @@ mod tests {
     #[test]
     fn reads_quantization_and_shards_in_name_order() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("config.json"), r#"{"model_type":"llama","quantization":{"group_size":64,"bits":4}}"#)
-            .unwrap();
+        std::fs::write(
+            dir.path().join("config.json"),
+            r#"{"model_type":"llama","quantization":{"group_size":64,"bits":4}}"#,
+        )
+        .unwrap();
         std::fs::write(dir.path().join("model-00002-of-00002.safetensors"), b"bb").unwrap();
         std::fs::write(dir.path().join("model-00001-of-00002.safetensors"), b"a").unwrap();
         let d = describe(dir.path()).unwrap();
-        assert_eq!((d.architecture.as_deref(), d.quantization.as_str(), d.size_bytes), (Some("llama"), "MLX-4bit-g64", 3));
+        assert_eq!(
+            (d.architecture.as_deref(), d.quantization.as_str(), d.size_bytes),
+            (Some("llama"), "MLX-4bit-g64", 3)
+        );
         assert!(d.shards[0].ends_with("model-00001-of-00002.safetensors"));
         // The digest covers the shards in that order.
         let digest = crate::digest::sha256_files(&d.shards, |_| {}).unwrap();

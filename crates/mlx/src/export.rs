@@ -293,7 +293,8 @@ fn write_dir(gguf_path: &Path, dir: &Path, dtype: Option<Dtype>) -> Result<Expor
 const GROUP_SIZE: i32 = 32;
 
 fn write_json(path: &Path, value: &Value) -> Result<()> {
-    std::fs::write(path, serde_json::to_string_pretty(value)?).with_context(|| format!("cannot write {}", path.display()))
+    std::fs::write(path, serde_json::to_string_pretty(value)?)
+        .with_context(|| format!("cannot write {}", path.display()))
 }
 
 /// `tokenizer.json`: byte-level BPE from the GGUF's tokens and merges, its pre-tokenizer, control tokens as special.
@@ -325,8 +326,7 @@ fn write_tokenizer(gguf: &GgufFile, source: &str, dir: &Path, tokens: &[String],
         .get_metadata_strings("tokenizer.ggml.merges")
         .map_err(mlx_err)?
         .ok_or_else(|| anyhow!("{source} has no tokenizer.ggml.merges, which a BPE tokenizer needs"))?;
-    let vocab: tokenizers::models::bpe::Vocab =
-        tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+    let vocab: tokenizers::models::bpe::Vocab = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
     let merges: Vec<(String, String)> = merges
         .iter()
         .map(|m| m.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())))
@@ -352,7 +352,8 @@ fn write_tokenizer(gguf: &GgufFile, source: &str, dir: &Path, tokens: &[String],
         tokenizer.add_special_tokens(&special);
     }
     if let Some(bos) = bos {
-        let text = tokens.get(bos as usize).ok_or_else(|| anyhow!("{source}: BOS id {bos} is outside the vocabulary"))?;
+        let text =
+            tokens.get(bos as usize).ok_or_else(|| anyhow!("{source}: BOS id {bos} is outside the vocabulary"))?;
         let processor = tokenizers::processors::template::TemplateProcessing::builder()
             .try_single(format!("{text} $A"))
             .map_err(|e| anyhow!("BOS template: {e}"))?

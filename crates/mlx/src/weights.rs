@@ -139,7 +139,11 @@ fn compute_dtype(t: &Tensors, names: &Names, numerics: Numerics) -> Result<Dtype
         return Ok(Dtype::Float32);
     }
     let (scales, weight) = (format!("{}.scales", names.embed), format!("{}.weight", names.embed));
-    let decides = t.map.get(&scales).or_else(|| t.map.get(&weight)).ok_or_else(|| anyhow!("{} has no tensor {weight:?}", t.source))?;
+    let decides = t
+        .map
+        .get(&scales)
+        .or_else(|| t.map.get(&weight))
+        .ok_or_else(|| anyhow!("{} has no tensor {weight:?}", t.source))?;
     Ok(match decides.dtype() {
         Dtype::Float16 => Dtype::Float16,
         Dtype::Bfloat16 => Dtype::Bfloat16,

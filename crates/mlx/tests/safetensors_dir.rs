@@ -28,12 +28,13 @@ fn greedy(model: &mut dyn LoadedModel, prompt: &str, n: usize) -> Vec<u32> {
     trace.finish().unwrap().tokens
 }
 
-/// Prompts whose tokenization must match llama.cpp's: words, digits (SmolLM's pre-tokenizer splits each), a control
-/// token written in the text, code, non-ASCII.
-const PROMPTS: [&str; 5] = [
+/// Prompts whose tokenization must match llama.cpp's: words, digits (SmolLM's pre-tokenizer splits each), code,
+/// non-ASCII. Not control tokens written in the text: tokbench tokenizes GGUF prompts with llama.cpp without parsing
+/// special tokens (`<|im_start|>` is read as text), while tokenizer.json marks them special, as Hugging Face's own
+/// does, so that mlx-lm's chat template yields the real control tokens.
+const PROMPTS: [&str; 4] = [
     "The capital of France is",
     "Q: What is 12 times 7? 1984 and 3.14159\nA:",
-    "<|im_start|>user\nHello<|im_end|>\n",
     "def f(x):\n    return x ** 2  # square",
     "Ça coûte 5 € — naïve café",
 ];
