@@ -39,7 +39,7 @@ const MLX_RS_VERSION: &str = "0.33.0";
 pub enum Numerics {
     /// `mlx`: the weights' own float type on a GPU (Metal), as mlx-lm computes — float16 for GGUF F16 and the
     /// quantized types (their scales are f16), bfloat16 for BF16 models; float32 on MLX's CPU device, whose float16
-    /// kernels run in software (quantized matmul measured 31× slower in float16 than in float32 there,
+    /// kernels run in software (quantized matmul measured 30–36× slower in float16 than in float32 there,
     /// docs/measurements.md), so a CPU row in float16 would measure that emulation, not the engine.
     Auto,
     /// `mlx-native`: the weights' own float type on every device, as mlx-lm computes, also on the CPU.
@@ -60,10 +60,9 @@ impl Numerics {
     }
 }
 
-/// The backend. `mlx` runs weights as stored (numerics: [`Numerics::Auto`]); `mlx-native` and `mlx-f32` the same in the
-/// weights' float type and in float32; `mlx-q4` /
-/// `mlx-q8` quantize dense (F16/BF16/F32) weight matrices to MLX's own 4-bit / 8-bit format (groups of 64, mlx-lm's
-/// default) on load — the "MLX 4-bit / 8-bit" rows.
+/// The backend. `mlx` runs weights as stored (numerics: [`Numerics::Auto`]); `mlx-native` and `mlx-f32` the same in
+/// the weights' float type and in float32; `mlx-q4` / `mlx-q8` quantize dense (F16/BF16/F32) weight matrices to MLX's
+/// own 4-bit / 8-bit format (groups of 64, mlx-lm's default) on load — the "MLX 4-bit / 8-bit" rows.
 pub struct Mlx {
     name: &'static str,
     dense: DenseWeights,
