@@ -129,8 +129,11 @@ fn main() -> ExitCode {
             println!("report: {}", page.display());
             Ok(())
         }),
-        Command::Test { engines, args } => fetch::fetch(std::path::Path::new("tokbench.toml"), &[])
-            .and_then(|paths| peers::nextest(engines, &paths[0], &args)),
+        Command::Test { engines, args } => fetch::fetch(std::path::Path::new("tokbench.toml"), &[]).and_then(|paths| {
+            // The MLX server test runs mlx-lm's own mlx_lm.server (pinned, in a venv under the cache).
+            let mlx_lm_venv = if engines.mlx() { Some(mlx_lm::venv()?) } else { None };
+            peers::nextest(engines, &paths[0], mlx_lm_venv.as_deref(), &args)
+        }),
         Command::VsLlamaBench(args) => peers::vs_llama_bench(&args),
         Command::VsLlamaPerplexity(args) => peers::vs_llama_perplexity(&args),
         Command::VsMlxLm(args) => mlx_lm::vs_mlx_lm(&args),

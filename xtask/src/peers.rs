@@ -77,7 +77,13 @@ pub fn cargo_tokbench(engines: Engines, args: &[String]) -> Result<()> {
 /// `cargo build --workspace --all-targets`, then `cargo nextest run --workspace ARGS` with TOKBENCH_TEST_MODEL
 /// pointing at the fetched default model. With MLX, its backend and its cross-checks against llama.cpp are in;
 /// without, the MLX crate is left out of the workspace's build.
-pub fn nextest(engines: Engines, model: &std::path::Path, args: &[String]) -> Result<()> {
+/// `mlx_lm_venv`: mlx-lm's venv for the MLX server test (`cargo xtask test --mlx`), passed as $TOKBENCH_MLX_LM_VENV.
+pub fn nextest(
+    engines: Engines,
+    model: &std::path::Path,
+    mlx_lm_venv: Option<&std::path::Path>,
+    args: &[String],
+) -> Result<()> {
     let without_mlx: &[&str] = if engines.mlx() { &[] } else { &["--exclude", "tokbench-mlx"] };
     // Benches are not test targets; build them (same feature set as the tests, so llama.cpp is built once) so that
     // a change that breaks `cargo bench` fails here too.
@@ -86,9 +92,8 @@ pub fn nextest(engines: Engines, model: &std::path::Path, args: &[String]) -> Re
     // The server backend's tests run against llama.cpp's own llama-server (built once, cached outside the repo).
     let llama_server = build_peer_tool(PEER_SDIST_VERSION, "llama-server")?;
     let mut tests = crate::mlx::cargo(engines, &["nextest", "run", "--workspace"])?;
-    if engines.mlx() {
-        // The MLX server test runs mlx-lm's own mlx_lm.server (pinned, in a venv under the cache).
-        tests.env("TOKBENCH_MLX_LM_VENV", crate::mlx_lm::venv()?);
+    if let Some(venv) = mlx_lm_venv {
+        tests.env("TOKBENCH_MLX_LM_VENV", venv);
     }
     tests
         .args(without_mlx)
